@@ -1,0 +1,136 @@
+"""pmem-image: the command line. Parses arguments, runs pipeline stages, maps errors to exit codes."""
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import PmemImageError, Problem
+from .host import find_debian_mirror
+from .loader import read_profile
+from .model import Profile
+from .plan import Plan, make_plan
+from .render import render
+from .report import plan_text
+from .tree import write_tree
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def load_plan(path: Path) -> tuple[Plan, list[Problem]]:
+    """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
+    profile, source, _ = read_profile(path)
+    return make_plan(profile, str(path), source, find_debian_mirror())
+
+
+def _print_warnings(warnings: list[Problem], filename: str) -> None:
+    for warning in warnings:
+        print(warning.format(filename), file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    results, failed = [], False
+    for path in args.profiles:
+        try:
+            plan, warnings = load_plan(path)
+        except PmemImageError as error:
+            failed = True
+            problems = getattr(error, "problems", [Problem((), error.message, error.hint)])
+            results.append({"file": str(path), "valid": False, "problems": [p.as_dict(str(path)) for p in problems]})
+            if not args.json:
+                print(error.format(), file=sys.stderr)
+            continue
+        results.append({"file": str(path), "valid": True, "name": plan.name,
+                        "warnings": [w.as_dict(str(path)) for w in warnings]})
+        if not args.json:
+            _print_warnings(warnings, str(path))
+            print(f"{path}: ok ({plan.name}: {plan.distribution} {plan.release}, {len(plan.regions)} pmem region"
+                  f"{'s' if len(plan.regions) != 1 else ''})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan, warnings = load_plan(args.profile)
+    _print_warnings(warnings, str(args.profile))
+    if args.json:
+        print(json.dumps({"hash": plan.digest(), **plan.model_dump(mode="json")}, indent=2))
+    else:
+        print(plan_text(plan, str(args.profile)), end="")
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    plan, warnings = load_plan(args.profile)
+    _print_warnings(warnings, str(args.profile))
+    files = render(plan)
+    write_tree(files, args.output, force=args.force)
+    if args.json:
+        print(json.dumps({"directory": str(args.output), "files": sorted(files), "hash": plan.digest()}, indent=2))
+    else:
+        print(f"rendered {len(files)} files for {plan.name} into {args.output}; build with: mkosi -C {args.output} build")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    schema = Profile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pmem-image profile"
+    print(json.dumps(schema, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pmem-image", description="Build bootable persistent-memory emulation images from YAML profiles.")
+    parser.add_argument("--version", action="version", version=f"pmem-image {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="check profiles, write nothing")
+    validate.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE")
+    validate.add_argument("--json", action="store_true", help="machine-readable results")
+    validate.set_defaults(func=cmd_validate)
+
+    plan = commands.add_parser("plan", help="show the resolved plan: regions, cmdline, fstab, memory map")
+    plan.add_argument("profile", type=Path, metavar="PROFILE")
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.set_defaults(func=cmd_plan)
+
+    render_ = commands.add_parser("render", help="write the mkosi 24.3 project for a profile")
+    render_.add_argument("profile", type=Path, metavar="PROFILE")
+    render_.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory to write")
+    render_.add_argument("--force", action="store_true", help="replace DIR even if pmem-image did not write it")
+    render_.add_argument("--json", action="store_true", help="machine-readable result")
+    render_.set_defaults(func=cmd_render)
+
+    schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PmemImageError as error:
+        print(f"pmem-image: error: {error.format()}" if error.exit_code != EXIT_INVALID else error.format(),
+              file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("pmem-image: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: short message unless --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"pmem-image: internal error: {type(error).__name__}: {error} (run with --debug for details)",
+                  file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The profile: one pydantic model, the single source of truth for what a user may write.
+
+Only shape and per-field syntax live here; checks that relate fields to each other (RAM
+layout, kernel capabilities) are named functions in checks.py so each can say how to fix it.
+"""
+
+import re
+from typing import Annotated, Literal, Optional
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+
+from .sizes import SIZE_PATTERN, format_size, parse_size
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# One kernel argument: no whitespace, quotes, '#', ';' (mkosi comments), '$' (GRUB variables),
+# backslashes or control characters. '%' is allowed and escaped for mkosi as '%%'.
+KERNEL_ARG_PATTERN = r"^[A-Za-z0-9_.,:=/+@!%\-]+$"
+FRAGMENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+MOUNTPOINT_PATTERN = r"^(/[A-Za-z0-9_.-]+)+$"
+VERSION_PATTERN = r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"
+MEMMAP_PATTERN = r"^[0-9]+[KMGTkmgt]?![0-9]+[KMGTkmgt]?$"
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    PlainSerializer(format_size, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["1G", "512M"]}),
+]
+
+
+def _as_text(value: object) -> object:
+    """YAML reads `release: 9` or `version: 6.1` as numbers; they are names here."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(StrictModel):
+    name: Literal["debian", "ubuntu", "fedora", "centos"] = Field(description="Distribution of the image.")
+    release: Text = Field(
+        pattern=r"^[a-z0-9][a-z0-9.]*$",
+        description="Release codename or number: bookworm, noble, 41, 9.",
+        examples=["bookworm"],
+    )
+
+
+class Kernel(StrictModel):
+    source: Literal["distro", "debian-source", "tarball", "tree"] = Field(
+        "distro", description="Where the kernel comes from; distro = the distribution's kernel package."
+    )
+    version: Optional[Text] = Field(
+        None, pattern=VERSION_PATTERN, description="Kernel version (>= 4.2); required unless source is distro."
+    )
+    fragments: list[Annotated[str, Field(pattern=FRAGMENT_PATTERN)]] = Field(
+        default_factory=list, description="Extra Kconfig fragment names from kernel-fragments/."
+    )
+    cmdline: list[Annotated[str, Field(pattern=KERNEL_ARG_PATTERN, max_length=512)]] = Field(
+        default_factory=list, description="Extra kernel arguments, one token per item."
+    )
+
+
+class Vm(StrictModel):
+    memory: Size = Field(4 * 1024**3, description="Guest RAM (QEMU -m).")
+    cpus: int = Field(2, ge=1, le=64, strict=True, description="Guest CPUs (QEMU -smp).")
+    machine: Literal["q35", "pc"] = Field("q35", description="QEMU machine type.")
+    firmware: Literal["bios", "uefi"] = Field("bios", description="SeaBIOS + GRUB, or OVMF + GRUB.")
+
+
+class PmemRegion(StrictModel):
+    """One memmap=SIZE!OFFSET region; written either as size + offset or as memmap."""
+
+    size: Optional[Size] = Field(None, description="Region size, e.g. 1G.")
+    offset: Optional[Size] = Field(None, description="Physical start address, e.g. 4G.")
+    memmap: Optional[str] = Field(
+        None, pattern=MEMMAP_PATTERN, description="The kernel's own form SIZE!OFFSET, e.g. 1G!4G."
+    )
+    filesystem: Literal["ext4", "xfs", "none"] = Field("ext4", description="Filesystem made at boot.")
+    mountpoint: Optional[str] = Field(
+        None, pattern=MOUNTPOINT_PATTERN, max_length=200, description="Where it is mounted; default /mnt/pmemN."
+    )
+    dax: Literal["auto", "always", "legacy"] = Field(
+        "auto", description="auto: dax=always where the kernel supports it, else -o dax; legacy: -o dax."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_memmap(cls, data: object) -> object:
+        """Turn `memmap: 1G!4G` into size and offset so everything downstream sees one form."""
+        if not isinstance(data, dict) or data.get("memmap") is None:
+            return data
+        if data.get("size") is not None or data.get("offset") is not None:
+            raise ValueError("give either memmap or size + offset, not both")
+        memmap = data["memmap"]
+        if not isinstance(memmap, str) or not re.match(MEMMAP_PATTERN, memmap):
+            return data  # the field's own pattern reports it
+        size, offset = memmap.split("!")
+        return {**data, "size": size, "offset": offset}
+
+    @model_validator(mode="after")
+    def _need_size_and_offset(self) -> "PmemRegion":
+        if self.size is None or self.offset is None:
+            missing = " and ".join(k for k in ("size", "offset") if getattr(self, k) is None)
+            raise ValueError(f"missing {missing}: write size: 1G and offset: 4G, or memmap: 1G!4G")
+        return self
+
+
+class Profile(StrictModel):
+    """A pmem emulation image: distribution, kernel, the VM it boots on and its pmem regions."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Image name; outputs go to out/<name>/.")
+    description: str = Field("", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$", description="One line.")
+    distribution: Distribution
+    kernel: Kernel = Field(default_factory=Kernel)
+    vm: Vm = Field(default_factory=Vm)
+    pmem: list[PmemRegion] = Field(min_length=1, max_length=16, description="Emulated pmem regions.")

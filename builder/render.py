@@ -1,0 +1,107 @@
+"""Plan -> {relative path: file}: the mkosi 24.3 project, rendered with jinja2 (pure).
+
+Every interpolated value passes through the escaping of the file it lands in, so no profile
+value can add a mkosi setting, an fstab line or a shell command.
+"""
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Callable
+
+import jinja2
+
+from .plan import Plan
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHELL_WORD = re.compile(r"^[A-Za-z0-9_./=:@%+,!-]+$")
+
+
+class RenderError(Exception):
+    pass
+
+
+class ShellQuoted(str):
+    """Text already quoted for a POSIX shell."""
+
+
+def _mkosi_value(value: object) -> str:
+    text = str(value)
+    if _CONTROL.search(text) or "#" in text or ";" in text:
+        raise RenderError(f"value {text!r} cannot be written to mkosi.conf ('#', ';' and control characters)")
+    return text.replace("%", "%%")
+
+
+def _plain_field(value: object) -> str:
+    text = str(value)
+    if _CONTROL.search(text) or not text or any(c.isspace() for c in text):
+        raise RenderError(f"value {text!r} cannot be written as a single field")
+    return text
+
+
+def _shell_checked(value: object) -> str:
+    if isinstance(value, ShellQuoted) or _SHELL_WORD.match(str(value)):
+        return str(value)
+    raise RenderError(f"value {value!r} reaches a shell script unquoted; use the shell filter")
+
+
+def _shell(value: object) -> ShellQuoted:
+    return ShellQuoted(shlex.quote(str(value)))
+
+
+def _shell_words(values: list) -> ShellQuoted:
+    return ShellQuoted(" ".join(shlex.quote(str(v)) for v in values))
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    content: str
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class _Output:
+    template: str
+    path: str
+    finalize: Callable[[object], str]
+    executable: bool = False
+
+
+_OUTPUTS = (
+    _Output("mkosi.conf.j2", "mkosi.conf", _mkosi_value),
+    _Output("mkosi.sources.j2", "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources", _plain_field),
+    _Output("fstab.j2", "mkosi.extra/etc/fstab", _plain_field),
+    _Output("pmem-mkfs@.service.j2", "mkosi.extra/usr/lib/systemd/system/pmem-mkfs@.service", _plain_field),
+    _Output("pmem-mkfs.sh.j2", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs", _shell_checked, executable=True),
+    _Output("modules-load.conf.j2", "mkosi.extra/etc/modules-load.d/pmem-image.conf", _plain_field),
+    _Output("kernel-cmdline.j2", "mkosi.extra/etc/kernel/cmdline", _plain_field),
+    _Output("grub.cfg.j2", "mkosi.extra/etc/default/grub.d/pmem-image.cfg", _shell_checked),
+)
+
+
+def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("builder", "templates"), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False, finalize=finalize)
+    env.filters["shell"] = _shell
+    env.filters["shell_words"] = _shell_words
+    return env
+
+
+def _wanted(output: _Output, plan: Plan) -> bool:
+    if output.template == "mkosi.sources.j2":
+        return plan.mirror is not None
+    return True
+
+
+def render(plan: Plan) -> dict[str, RenderedFile]:
+    """The whole mkosi project for a plan; byte-identical for an identical plan."""
+    context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
+               "mirror": plan.mirror, "release": plan.release}
+    files = {}
+    for output in _OUTPUTS:
+        if not _wanted(output, plan):
+            continue
+        text = _environment(output.finalize).get_template(output.template).render(context)
+        files[output.path] = RenderedFile(text if text.endswith("\n") else text + "\n", output.executable)
+    return dict(sorted(files.items()))
