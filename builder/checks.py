@@ -23,6 +23,13 @@ SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/efi", "/etc", "/home", "/lib", "/
 Check = Callable[[Profile, KernelVersion], Iterable[Problem]]
 
 
+def default_mountpoints(profile: Profile) -> dict[int, str]:
+    """Mountpoint per profile index: the one written, else /mnt/pmemN after the device it becomes."""
+    by_address = sorted(range(len(profile.pmem)), key=lambda i: profile.pmem[i].offset or 0)
+    return {index: profile.pmem[index].mountpoint or f"/mnt/pmem{number}"
+            for number, index in enumerate(by_address)}
+
+
 def _describe_ram(profile: Profile) -> str:
     spans = ram_spans(profile.vm.memory, profile.vm.machine)
     windows = pmem_windows(profile.vm.memory, profile.vm.machine)
@@ -117,6 +124,7 @@ def check_dax_supported(profile: Profile, kernel: KernelVersion) -> Iterable[Pro
 
 def check_mountpoints(profile: Profile, kernel: KernelVersion) -> Iterable[Problem]:
     seen: dict[str, int] = {}
+    defaults = default_mountpoints(profile)
     for index, region in enumerate(profile.pmem):
         mountpoint = region.mountpoint
         if region.filesystem == "none":
@@ -124,7 +132,7 @@ def check_mountpoints(profile: Profile, kernel: KernelVersion) -> Iterable[Probl
                 yield Problem(("pmem", index, "mountpoint"), "a region without a filesystem is not mounted",
                               "drop mountpoint, or set filesystem: ext4 or xfs")
             continue
-        mountpoint = mountpoint or f"/mnt/pmem{index}"
+        mountpoint = defaults[index]
         if mountpoint.rstrip("/") in SYSTEM_DIRS or any(p in (".", "..") for p in mountpoint.split("/")):
             yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} cannot hold a pmem filesystem",
                           "use a directory of its own, e.g. /mnt/pmem0")

@@ -13,9 +13,10 @@ class DistroPackages:
     build: tuple[str, ...]
 
 
+# jq writes the boot self-test's JSON report.
 _DEBIAN_BASE = ("systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux", "procps", "ndctl",
-                "e2fsprogs")
-_RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs")
+                "e2fsprogs", "jq")
+_RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs", "jq")
 
 PACKAGES: dict[str, DistroPackages] = {
     "debian": DistroPackages(("linux-image-amd64",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),

@@ -31,7 +31,8 @@ class Problem:
         if self.line is not None:
             where += f":{self.line}:{self.column or 1}"
         prefix = "warning: " if self.severity == "warning" else ""
-        text = f"{where}: {prefix}{dotted(self.path)}: {self.message}"
+        field = f"{dotted(self.path)}: " if self.path else ""
+        text = f"{where}: {prefix}{field}{self.message}"
         if self.hint:
             text += f"\n  hint: {self.hint}"
         return text

@@ -28,7 +28,8 @@ def parse_version(text: str) -> KernelVersion:
 
 
 def format_version(version: KernelVersion) -> str:
-    return ".".join(str(part) for part in version)
+    """(6, 1, 0) -> "6.1"; (6, 1, 192) -> "6.1.192"."""
+    return ".".join(str(part) for part in (version if version[2] else version[:2]))
 
 
 def resolve_kernel_version(distribution: str, release: str, source: str, version: str | None

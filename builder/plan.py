@@ -13,7 +13,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict
 
 from . import __version__
-from .checks import KASLR_MEMMAP_LIMIT, run_checks
+from .checks import KASLR_MEMMAP_LIMIT, default_mountpoints, run_checks
 from .distros import build_packages, image_packages
 from .errors import Problem, ProfileError
 from .host import AptMirror
@@ -44,6 +44,7 @@ class PlannedRegion(Frozen):
     mountpoint: Optional[str]
     dax_option: Optional[str]     # dax=always or dax
     mount_options: list[str]
+    mount_unit: Optional[str]     # systemd's name for the mountpoint's .mount unit
     mkfs: list[str]               # argv, device last
 
 
@@ -95,19 +96,29 @@ def _mkfs(filesystem: str, device: str) -> list[str]:
     return []
 
 
+def mount_unit_name(path: str) -> str:
+    """systemd-escape --path --suffix=mount, for the characters a mountpoint may hold here."""
+    escaped = []
+    for index, part in enumerate(path.strip("/").split("/")):
+        text = "".join(c if c.isalnum() or c in "_." else f"\\x{ord(c):02x}" for c in part)
+        escaped.append(("\\x2e" + text[1:]) if text.startswith(".") else text)
+    return "-".join(escaped) + ".mount"
+
+
 def _plan_regions(profile: Profile, kernel: tuple) -> list[PlannedRegion]:
     by_address = sorted(enumerate(profile.pmem), key=lambda item: item[1].offset)
+    mountpoints = default_mountpoints(profile)
     planned = []
     for number, (index, region) in enumerate(by_address):
         device = f"pmem{number}"
         dax = _dax_option(region.filesystem, region.dax, kernel)
-        mountpoint = None if region.filesystem == "none" else (region.mountpoint or f"/mnt/pmem{index}")
+        mountpoint = None if region.filesystem == "none" else mountpoints[index]
         options = [] if dax is None else [
             dax, "nofail", f"x-systemd.requires=pmem-mkfs@{device}.service", "x-systemd.device-timeout=60s"]
         planned.append(PlannedRegion(
             index=index, device=device, start=region.offset, size=region.size,
             memmap=f"{format_size(region.size)}!{format_size(region.offset)}", filesystem=region.filesystem,
-            mountpoint=mountpoint, dax_option=dax, mount_options=options, mkfs=_mkfs(region.filesystem, device)))
+            mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None, dax_option=dax, mount_options=options, mkfs=_mkfs(region.filesystem, device)))
     return planned
 
 

@@ -5,6 +5,7 @@ value can add a mkosi setting, an fstab line or a shell command.
 """
 
 import re
+from importlib import resources
 import shlex
 from dataclasses import dataclass
 from typing import Callable
@@ -76,7 +77,12 @@ _OUTPUTS = (
     _Output("modules-load.conf.j2", "mkosi.extra/etc/modules-load.d/pmem-image.conf", _plain_field),
     _Output("kernel-cmdline.j2", "mkosi.extra/etc/kernel/cmdline", _plain_field),
     _Output("grub.cfg.j2", "mkosi.extra/etc/default/grub.d/pmem-image.cfg", _shell_checked),
+    _Output("pmem-selftest.service.j2", "mkosi.extra/usr/lib/systemd/system/pmem-selftest.service", _plain_field),
+    _Output("pmem-selftest.sh.j2", "mkosi.extra/usr/lib/pmem-image/pmem-selftest", _shell_checked, executable=True),
+    _Output("selftest-preset.j2", "mkosi.extra/usr/lib/systemd/system-preset/50-pmem-image.preset", _plain_field),
+    _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", _shell_checked, executable=True),
 )
+FLUSH_TEST_SOURCE = "native/pmem-flush-test.c"
 
 
 def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
@@ -94,6 +100,10 @@ def _wanted(output: _Output, plan: Plan) -> bool:
     return True
 
 
+def flush_test_source() -> str:
+    return (resources.files("builder") / FLUSH_TEST_SOURCE).read_text(encoding="utf-8")
+
+
 def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
     context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
@@ -104,4 +114,6 @@ def render(plan: Plan) -> dict[str, RenderedFile]:
             continue
         text = _environment(output.finalize).get_template(output.template).render(context)
         files[output.path] = RenderedFile(text if text.endswith("\n") else text + "\n", output.executable)
+    # The flush test's source is compiled by mkosi.build.chroot inside the build overlay.
+    files["src/pmem-flush-test.c"] = RenderedFile(flush_test_source())
     return dict(sorted(files.items()))
