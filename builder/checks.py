@@ -47,7 +47,7 @@ def check_kernel_version_floor(profile: Profile, kernel: KernelVersion) -> Itera
 
 def check_kernel_source_implemented(profile: Profile, kernel: KernelVersion) -> Iterable[Problem]:
     if profile.kernel.source not in IMPLEMENTED_SOURCES:
-        yield Problem(("kernel", "source"), f"kernel.source {profile.kernel.source!r} is not supported yet",
+        yield Problem(("kernel", "source"), f"{profile.kernel.source!r} is not supported yet",
                       "use source: distro (kernels built from source come with a later release)")
 
 
@@ -117,7 +117,7 @@ def check_dax_supported(profile: Profile, kernel: KernelVersion) -> Iterable[Pro
         needed = DAX_TRISTATE[region.filesystem]
         if kernel < needed:
             yield Problem(("pmem", index, "dax"),
-                          f"dax=always needs {region.filesystem} on kernel >= {format_version(needed[:2])}; "
+                          f"dax=always needs {region.filesystem} on kernel >= {format_version(needed)}; "
                           f"this profile boots {format_version(kernel)}",
                           "use dax: auto (or legacy) to mount with plain -o dax on this kernel")
 

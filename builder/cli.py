@@ -1,7 +1,10 @@
 """pmem-image: the command line. Parses arguments, runs pipeline stages, maps errors to exit codes."""
 
 import argparse
+import hashlib
 import json
+import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -14,7 +17,10 @@ from .model import Profile
 from .plan import Plan, make_plan
 from .render import render
 from .report import plan_text
+from .build import build
+from .runner import Runner, Terminated, raise_on_termination
 from .tree import write_tree
+from .verify import checks_table, verify
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -75,12 +81,78 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _out_root(args: argparse.Namespace) -> Path:
+    return args.out or Path(os.environ.get("PMEM_IMAGE_OUT", "out"))
+
+
+def mkosi_version(runner: Runner) -> str:
+    """The installed mkosi's version; 24.x is what the renderer writes for."""
+    if shutil.which("mkosi") is None:
+        raise PmemImageError("mkosi is not installed", "run scripts/bootstrap (as root) to install mkosi 24.3")
+    version = runner.capture(["mkosi", "--version"]).split()[-1]
+    if not version.startswith("24."):
+        raise PmemImageError(f"mkosi {version} found; pmem-image renders for mkosi 24.x",
+                             "run scripts/bootstrap to install mkosi 24.3 from bookworm-backports")
+    return version
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    path = args.profile
+    plan, warnings = load_plan(path)
+    _print_warnings(warnings, str(path))
+    runner = Runner(dry_run=args.dry_run)
+    if os.geteuid() != 0 and not args.dry_run:
+        raise PmemImageError("building an image needs root (mkosi, loop-free repart, package installs)",
+                             "run as root, e.g. sudo ./pmem-image build ...")
+    profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = build(plan, render(plan), _out_root(args), runner, mkosi_version=mkosi_version(runner),
+                   force=args.force, profile_sha256=profile_sha)
+    if args.json and not args.verify:
+        print(json.dumps({"directory": str(result.directory), "rebuilt": result.rebuilt, "manifest": result.manifest},
+                         indent=2))
+    if args.verify and not args.dry_run:
+        return _verify_and_report(plan, result.directory, runner, args)
+    return EXIT_OK
+
+
+def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
+    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout)
+    if args.json:
+        print(result.report_path.read_text(), end="")
+    else:
+        print(checks_table(result.checks))
+        print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
+              f"{result.seconds:.0f}s); details in {result.report_path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    target = args.target
+    if target.is_dir():
+        plan_file = target / "plan.json"
+        if not plan_file.exists():
+            raise PmemImageError(f"{target} holds no plan.json", "pass a profile or a directory made by pmem-image build")
+        plan, directory = Plan.model_validate_json(plan_file.read_text()), target
+    else:
+        plan, warnings = load_plan(target)
+        directory = _out_root(args) / plan.name
+    return _verify_and_report(plan, directory, Runner(), args)
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = Profile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "pmem-image profile"
     print(json.dumps(schema, indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
+    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                        help="auto: KVM if a probe boot works, else TCG")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for the guest's report")
+    parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +179,19 @@ def build_parser() -> argparse.ArgumentParser:
     render_.add_argument("--json", action="store_true", help="machine-readable result")
     render_.set_defaults(func=cmd_render)
 
+    build_ = commands.add_parser("build", help="build the image with mkosi into out/<name>/ (no-op if unchanged)")
+    build_.add_argument("profile", type=Path, metavar="PROFILE")
+    build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    build_.add_argument("--verify", action="store_true", help="then boot it in QEMU and prove pmem + DAX")
+    _add_verify_options(build_)
+    build_.set_defaults(func=cmd_build)
+
+    verify_ = commands.add_parser("verify", help="boot a built image in QEMU and prove pmem + DAX from inside")
+    verify_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
+    _add_verify_options(verify_)
+    verify_.set_defaults(func=cmd_verify)
+
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)
     return parser
@@ -114,14 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    raise_on_termination()
     try:
         return args.func(args)
     except PmemImageError as error:
         print(f"pmem-image: error: {error.format()}" if error.exit_code != EXIT_INVALID else error.format(),
               file=sys.stderr)
         return error.exit_code
-    except KeyboardInterrupt:
-        print("pmem-image: interrupted", file=sys.stderr)
+    except (KeyboardInterrupt, Terminated):
+        print("pmem-image: interrupted; earlier outputs are unchanged", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:  # a bug: short message unless --debug
         if args.debug:

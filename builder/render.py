@@ -97,6 +97,8 @@ def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
 def _wanted(output: _Output, plan: Plan) -> bool:
     if output.template == "mkosi.sources.j2":
         return plan.mirror is not None
+    if output.template.startswith("pmem-mkfs"):
+        return any(region.mkfs for region in plan.regions)
     return True
 
 

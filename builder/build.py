@@ -1,0 +1,196 @@
+"""pmem-image build: plan + rendered tree -> mkosi -> out/<name>/, content-addressed and atomic.
+
+The build key hashes the canonical plan, every rendered file (templates and the flush test's
+source included) and the mkosi version: an unchanged profile with its output present is a no-op.
+Everything is built in a staging directory under out/ and swapped into out/<name>/ at the end,
+so a failed, interrupted or killed build leaves the previous output as it was.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import PmemImageError
+from .plan import Plan
+from .render import RenderedFile
+from .runner import Runner
+from .tree import replace_dir, write_tree
+
+MANIFEST = "manifest.json"
+KEPT_SUFFIXES = (".raw", ".vmlinuz", ".initrd", ".manifest")
+
+
+class BuildLocked(PmemImageError):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    directory: Path
+    key: str
+    rebuilt: bool
+    manifest: dict
+
+
+def build_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str) -> str:
+    digest = hashlib.sha256()
+    for part in (plan.canonical_json(), __version__, mkosi_version):
+        digest.update(part.encode() + b"\0")
+    for path, rendered in sorted(files.items()):
+        digest.update(f"{path}\0{int(rendered.executable)}\0{rendered.content}\0".encode())
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def kernel_release_from_bzimage(path: Path) -> str:
+    """The kernel release string a bzImage carries (setup header field kernel_version)."""
+    with open(path, "rb") as stream:
+        header = stream.read(0x210)
+        if len(header) < 0x210 or header[0x202:0x206] != b"HdrS":
+            return ""
+        (offset,) = struct.unpack_from("<H", header, 0x20E)
+        stream.seek(offset + 0x200)
+        return stream.read(256).split(b"\0")[0].decode(errors="replace").split(" ")[0]
+
+
+def up_to_date(directory: Path, key: str) -> dict | None:
+    """The manifest of an existing output built with `key` whose images are all still there."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("build_key") != key:
+        return None
+    for image in manifest.get("files", []):
+        path = directory / image["name"]
+        if not path.is_file() or path.stat().st_size != image["size"]:
+            return None
+    return manifest
+
+
+class BuildLock:
+    """An flock on out/.locks/<name>.lock: a second build of the same profile refuses at once."""
+
+    def __init__(self, out_root: Path, name: str):
+        self.path = out_root / ".locks" / f"{name}.lock"
+
+    def __enter__(self) -> "BuildLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise BuildLocked(f"another build of this profile is running ({holder})",
+                              "wait for it to finish, then run the build again (it will be a no-op if it succeeded)")
+        self.handle.truncate(0)
+        self.handle.write(f"pid {os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def _remove_stale_staging(out_root: Path, name: str) -> None:
+    """Staging dirs of this profile left by a killed build (we hold its lock, so none is live)."""
+    for stale in out_root.glob(f".staging-{name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _show_mkosi_step(line: str) -> bool:
+    return line.startswith("‣")
+
+
+def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
+          mkosi_version: str, force: bool = False, profile_sha256: str = "") -> BuildResult:
+    out_root = out_root.absolute()
+    directory = out_root / plan.name
+    key = build_key(plan, files, mkosi_version)
+    if not force and (manifest := up_to_date(directory, key)):
+        runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
+        return BuildResult(directory, key, False, manifest)
+    if runner.dry_run:
+        _run_mkosi(runner, out_root / f".staging-{plan.name}-DRYRUN", out_root, plan, files)
+        return BuildResult(directory, key, False, {})
+    out_root.mkdir(parents=True, exist_ok=True)
+    with BuildLock(out_root, plan.name):
+        _remove_stale_staging(out_root, plan.name)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
+        try:
+            started = time.time()
+            result_dir = _run_mkosi(runner, staging, out_root, plan, files)
+            manifest = _write_results(result_dir, staging, plan, key, mkosi_version, profile_sha256,
+                                      time.time() - started)
+            replace_dir(result_dir, directory)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    runner.say(f"{plan.name}: built {directory} in {manifest['build_seconds']:.0f}s")
+    return BuildResult(directory, key, True, manifest)
+
+
+def _run_mkosi(runner: Runner, staging: Path, out_root: Path, plan: Plan, files: dict[str, RenderedFile]) -> Path:
+    project, images, result = staging / "project", staging / "images", staging / "result"
+    if not runner.dry_run:
+        write_tree(files, project)
+        images.mkdir()
+        result.mkdir()
+    package_cache = out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
+    if not runner.dry_run:
+        package_cache.mkdir(parents=True, exist_ok=True)
+    runner.run(["mkosi", "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
+                "--force", "build"], log=result / "build.log", show=_show_mkosi_step)
+    if runner.dry_run:
+        return result
+    for produced in images.iterdir():
+        if produced.is_file() and not produced.is_symlink() and produced.name.endswith(KEPT_SUFFIXES):
+            os.rename(produced, result / produced.name)
+    return result
+
+
+def _write_results(result: Path, staging: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
+                   seconds: float) -> dict:
+    images = sorted(p for p in result.iterdir() if p.name.endswith(KEPT_SUFFIXES))
+    raw = result / f"{plan.name}.raw"
+    if not raw.exists():
+        raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")
+    entries = [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in images]
+    (result / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
+    vmlinuz = result / f"{plan.name}.vmlinuz"
+    manifest = {
+        "name": plan.name,
+        "profile_sha256": profile_sha256,
+        "plan_hash": plan.digest(),
+        "build_key": key,
+        "pmem_image_version": __version__,
+        "mkosi_version": mkosi_version,
+        "distribution": plan.distribution,
+        "release": plan.release,
+        "kernel_release": kernel_release_from_bzimage(vmlinuz) if vmlinuz.exists() else "",
+        "kernel_cmdline": plan.kernel_cmdline,
+        "memmap": [f"memmap={r.memmap}" for r in plan.regions],
+        "image": raw.name,
+        "files": entries,
+        "build_seconds": round(seconds, 1),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (result / "plan.json").write_text(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    (result / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,111 @@
+"""The boot proof, judged: the guest's JSON report against the plan's expectations (pure)."""
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from .plan import Plan, PlannedRegion
+from .sizes import human_size
+
+BEGIN = "===PMEM-IMAGE-REPORT-BEGIN==="
+END = "===PMEM-IMAGE-REPORT-END==="
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def extract_report(text: str) -> Optional[dict]:
+    """The last complete JSON report between the markers, or None."""
+    found = None
+    for match in re.finditer(re.escape(BEGIN) + r"\s*(.*?)\s*" + re.escape(END), text, re.S):
+        body = "".join(line.strip() for line in match.group(1).splitlines())
+        try:
+            found = json.loads(body)
+        except ValueError:
+            continue
+    return found
+
+
+def _iomem_ranges(report: dict) -> list[tuple[int, int]]:
+    ranges = []
+    for line in report.get("iomem_pmem", []):
+        match = re.match(r"\s*([0-9a-f]+)-([0-9a-f]+)\s*:", line)
+        if match:
+            ranges.append((int(match[1], 16), int(match[2], 16)))
+    return ranges
+
+
+def _region_checks(region: PlannedRegion, report: dict) -> list[Check]:
+    dev = f"/dev/{region.device}"
+    end = region.start + region.size - 1
+    checks = []
+    iomem = _iomem_ranges(report)
+    checks.append(Check(f"{dev} e820 range", (region.start, end) in iomem,
+                        f"expected Persistent Memory (legacy) at {region.start:#x}-{end:#x}",
+                        report.get("iomem_pmem", []) + report.get("e820_user_pmem", [])))
+    device = next((d for d in report.get("devices", []) if d.get("name") == region.device), None)
+    if device is None:
+        checks.append(Check(f"{dev} present", False, f"no {dev} (memmap={region.memmap} not turned into a pmem device)",
+                            [d.get("name", "?") for d in report.get("devices", [])]))
+        return checks
+    start = device.get("start")
+    at_start = start is None or int(str(start), 16) == region.start
+    checks.append(Check(f"{dev} size and address", device.get("size") == region.size and at_start,
+                        f"{human_size(device.get('size', 0))} at {start or '?'} (expected {human_size(region.size)} "
+                        f"at {region.start:#x}), namespace {device.get('namespace')} mode {device.get('mode')}"))
+    if region.mountpoint is None:
+        return checks
+    mount = next((m for m in report.get("mounts", []) if m.get("device") == dev), None)
+    if mount is None or mount.get("mountpoint") != region.mountpoint or mount.get("fstype") != region.filesystem:
+        found = f"{mount['device']} on {mount['mountpoint']} ({mount['fstype']})" if mount else "not mounted"
+        checks.append(Check(f"{dev} mounted", False,
+                            f"expected {region.filesystem} on {region.mountpoint}; found {found}"))
+        return checks
+    checks.append(Check(f"{dev} mounted", True, f"{region.filesystem} on {region.mountpoint}"))
+    options = mount.get("options", [])
+    dax_options = [o for o in options if o == "dax" or o.startswith("dax=")]
+    turned_off = [l for l in report.get("dax_messages", []) if "Turning off DAX" in l and region.device in l]
+    flush = mount.get("flush_test")
+    statx_off = isinstance(flush, dict) and flush.get("statx_dax") is False
+    dax_on = bool(dax_options) and dax_options[-1] not in ("dax=never", "dax=inode") and not turned_off and not statx_off
+    checks.append(Check(f"{dev} DAX active", dax_on,
+                        f"mount options {','.join(dax_options) or 'have no dax'}"
+                        + ("; statx says the file is not DAX" if statx_off else "")
+                        + ("; the kernel turned DAX off" if turned_off else ""), turned_off))
+    if not isinstance(flush, dict) or "results" not in flush:
+        checks.append(Check(f"{dev} MAP_SYNC", False, f"no flush test result ({json.dumps(flush)[:200]})"))
+        return checks
+    checks.append(Check(f"{dev} MAP_SYNC", flush.get("map_sync") is True,
+                        "MAP_SYNC accepted" if flush.get("map_sync") else f"MAP_SYNC refused: {flush.get('map_sync_error')}"))
+    best = max((r for r in flush["results"] if r["method"] not in ("memcpy",)), key=lambda r: r["gbps"], default=None)
+    checks.append(Check(f"{dev} flush test", flush.get("verification") == "ok",
+                        f"read-back {flush.get('verification')}; selected {flush.get('selected')}"
+                        + (f", best {best['method']} {best['gbps']:.2f} GB/s" if best else "")))
+    return checks
+
+
+def judge(plan: Plan, report: Optional[dict]) -> list[Check]:
+    if report is None:
+        return [Check("boot report", False, "the guest wrote no report")]
+    tokens = report.get("cmdline", "").split()
+    checks = [Check("boot report", True, f"kernel {report.get('kernel_release')}")]
+    for region in plan.regions:
+        argument = f"memmap={region.memmap}"
+        checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
+                            f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
+    for region in plan.regions:
+        checks.extend(_region_checks(region, report))
+    failed_pmem_units = [u for u in report.get("failed_units", []) if "pmem" in u]
+    checks.append(Check("pmem units", not failed_pmem_units,
+                        "no pmem unit failed" if not failed_pmem_units else f"failed: {', '.join(failed_pmem_units)}"))
+    return checks
+
+
+def checks_as_json(checks: list[Check]) -> list[dict]:
+    return [asdict(c) for c in checks]

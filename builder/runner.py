@@ -1,0 +1,108 @@
+"""The one gate to subprocesses: logs each command line, streams output as timed steps,
+supports --dry-run, and never leaves a child running when we are interrupted."""
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, TextIO
+
+from .errors import PmemImageError
+
+TAIL_LINES = 40
+
+
+class CommandFailed(PmemImageError):
+    def __init__(self, argv: list[str], returncode: int, tail: list[str], step: str = "", log: Optional[Path] = None):
+        self.argv, self.returncode, self.tail, self.step, self.log = argv, returncode, tail, step, log
+        where = f" during step '{step}'" if step else ""
+        message = f"{argv[0]} failed with exit code {returncode}{where}\n" + "\n".join(f"  | {l}" for l in tail)
+        hint = f"full log: {log}" if log else f"command: {shlex.join(argv)}"
+        super().__init__(message, hint)
+
+
+@dataclass
+class Runner:
+    """Runs commands for the build and verify stages; tests replace it with a recording fake."""
+
+    dry_run: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stderr)
+    started: float = field(default_factory=time.monotonic)
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=self.out, flush=True)
+
+    def run(self, argv: list[str], *, cwd: Optional[Path] = None, log: Optional[Path] = None,
+            show: Callable[[str], bool] = lambda line: False, env: Optional[dict] = None) -> None:
+        """Run argv to completion; lines for which `show` is true are echoed as steps."""
+        self.say(f"$ {shlex.join(argv)}")
+        if self.dry_run:
+            return
+        tail: deque[str] = deque(maxlen=TAIL_LINES)
+        step = ""
+        log_file = open(log, "a", encoding="utf-8") if log else None
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        try:
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                tail.append(line)
+                if log_file:
+                    log_file.write(line + "\n")
+                if show(line):
+                    step = line.strip("‣ ").strip()
+                    self.say(line.strip())
+            returncode = process.wait()
+        finally:
+            stop(process)
+            if log_file:
+                log_file.close()
+        if returncode != 0:
+            raise CommandFailed(argv, returncode, list(tail), step, log)
+
+    def capture(self, argv: list[str], *, check: bool = True, timeout: Optional[float] = None) -> str:
+        """Run a short query command and return its stdout (also under --dry-run: queries are harmless)."""
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise CommandFailed(argv, result.returncode, result.stderr.splitlines()[-TAIL_LINES:])
+        return result.stdout
+
+    def spawn(self, argv: list[str], *, cwd: Optional[Path] = None) -> Optional[subprocess.Popen]:
+        """Start a long-running process (QEMU); the caller must stop() it."""
+        self.say(f"$ {shlex.join(argv)}")
+        if self.dry_run:
+            return None
+        return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True)
+
+
+def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
+    """Terminate a child and its process group if it still runs: TERM, then KILL after `grace`."""
+    if process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP turned into an exception so cleanup code runs as for Ctrl-C."""
+
+
+def raise_on_termination() -> None:
+    def handler(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)

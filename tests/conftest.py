@@ -1,0 +1,35 @@
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from builder.host import AptMirror
+from builder.loader import profile_from_text, read_profile
+from builder.plan import make_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "profiles"
+FIXTURES = Path(__file__).resolve().parent / "profiles"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+TEST_MIRROR = AptMirror(archive="http://deb.debian.org/debian", security="http://deb.debian.org/debian-security")
+PMEM_IMAGE = ROOT / ".venv" / "bin" / "pmem-image"
+
+
+def plan_of_text(text: str, filename: str = "test.yaml"):
+    profile, source = profile_from_text(text, filename)
+    return make_plan(profile, filename, source, TEST_MIRROR)
+
+
+def plan_of_file(path: Path):
+    profile, source, _ = read_profile(path)
+    return make_plan(profile, str(path), source, TEST_MIRROR)
+
+
+def expectations(path: Path) -> list[str]:
+    return re.findall(r"^# expect: (.*)$", path.read_text(), re.M)
+
+
+@pytest.fixture
+def out_root(tmp_path: Path) -> Path:
+    return tmp_path / "out"

@@ -1,0 +1,120 @@
+"""Rendered trees checked by the real tools: mkosi 24.3 summary, findmnt --verify, sh -n, shellcheck."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.render import render
+from builder.tree import write_tree
+from conftest import FIXTURES, PROFILES, plan_of_file
+
+pytestmark = pytest.mark.integration
+PROFILE_FILES = sorted(PROFILES.glob("*.yaml")) + sorted((FIXTURES / "valid").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory) -> dict[str, tuple]:
+    root = tmp_path_factory.mktemp("trees")
+    result = {}
+    for path in PROFILE_FILES:
+        plan, _ = plan_of_file(path)
+        write_tree(render(plan), root / path.stem)
+        result[path.stem] = (plan, root / path.stem)
+    return result
+
+
+def mkosi_summary(directory: Path) -> dict:
+    result = subprocess.run(["mkosi", "-C", str(directory), "--json", "summary"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Unknown setting" not in result.stderr and "is not valid in" not in result.stderr, result.stderr
+    return json.loads(result.stdout)["Images"][0]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])
+def test_mkosi_summary_accepts_rendered_tree(trees, name):
+    plan, directory = trees[name]
+    image = mkosi_summary(directory)
+    assert image["Distribution"] == plan.distribution and image["Release"] == plan.release
+    assert image["Bootable"] == "enabled" and image["Bootloader"] == "grub"
+    assert image["BiosBootloader"] == ("grub" if plan.bios_bootloader else "none")
+    assert set(plan.packages) <= set(image["Packages"]) and "jq" in image["Packages"]
+    assert image["Seed"] == plan.seed and image["Format"] == "disk"
+    # The command line reaches the boot entry from /etc/kernel/cmdline; KernelCommandLine stays empty so
+    # mkosi 24.3 does not repeat every argument.
+    assert image["KernelCommandLine"] == []
+    cmdline = (directory / "mkosi.extra/etc/kernel/cmdline").read_text().split()
+    for region in plan.regions:
+        assert cmdline.count(f"memmap={region.memmap}") == 1
+    assert "console=ttyS0" in cmdline and "systemd.firstboot=off" in cmdline
+    assert [str(s) for s in image["BuildScripts"]][0].endswith("mkosi.build.chroot")
+
+
+def test_percent_survives_mkosi_specifier_parsing(trees):
+    _, directory = trees["percent-arg"]
+    conf = directory / "mkosi.local.conf"
+    conf.write_text("[Content]\nEnvironment=PERCENT=50%%\n")
+    try:
+        assert mkosi_summary(directory)["Environment"]["PERCENT"] == "50%"
+    finally:
+        conf.unlink()
+
+
+@pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])
+def test_fstab_verifies_with_findmnt(trees, name):
+    plan, directory = trees[name]
+    fstab = directory / "mkosi.extra/etc/fstab"
+    result = subprocess.run(["findmnt", "--verify", "--verbose", "--tab-file", str(fstab)], capture_output=True, text=True)
+    # The pmem devices and mountpoints exist only in the guest; everything else must parse cleanly.
+    errors = [l for l in result.stdout.splitlines() if l.strip().startswith("[E]")
+              and "does not exist" not in l and "unreachable" not in l and "not found" not in l]
+    assert errors == [], result.stdout
+    parsed = subprocess.run(["findmnt", "--tab-file", str(fstab), "-J", "-o", "SOURCE,TARGET,FSTYPE,OPTIONS"],
+                            capture_output=True, text=True)
+    entries = json.loads(parsed.stdout)["filesystems"] if parsed.stdout.strip() else []
+    mounted = [r for r in plan.regions if r.mountpoint]
+    assert [(e["source"], e["target"], e["fstype"]) for e in entries] == [
+        (f"/dev/{r.device}", r.mountpoint, r.filesystem) for r in mounted]
+    assert all(r.dax_option in e["options"].split(",") for e, r in zip(entries, mounted))
+
+
+SCRIPTS = ["mkosi.build.chroot", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs", "mkosi.extra/usr/lib/pmem-image/pmem-selftest",
+           "mkosi.extra/etc/default/grub.d/pmem-image.cfg"]
+
+
+@pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])
+def test_rendered_scripts_parse_and_lint(trees, name):
+    plan, directory = trees[name]
+    for script in SCRIPTS:
+        path = directory / script
+        if script.endswith("pmem-mkfs") and not any(r.mkfs for r in plan.regions):
+            assert not path.exists()  # nothing to format: no mkfs script or unit
+            continue
+        assert subprocess.run(["sh", "-n", str(path)]).returncode == 0, script
+        assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, script
+        if shutil.which("shellcheck"):
+            lint = subprocess.run(["shellcheck", "-s", "sh", "-e", "SC2034", str(path)], capture_output=True, text=True)
+            assert lint.returncode == 0, lint.stdout
+
+
+def test_pmem_mkfs_script_runs_the_planned_mkfs(trees, tmp_path):
+    """Run the rendered script with fake blkid/mkfs on PATH: it makes a filesystem only when none is there."""
+    _, directory = trees["multi-region"]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    for tool in ("mkfs.ext4", "mkfs.xfs"):
+        (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\n")
+    (bin_dir / "blkid").write_text("#!/bin/sh\n[ -e \"$FAKE_HAS_FS\" ]\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    script = directory / "mkosi.extra/usr/lib/pmem-image/pmem-mkfs"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_HAS_FS": str(tmp_path / "nothing")}
+    assert subprocess.run([str(script), "pmem1"], env=env, capture_output=True).returncode == 0
+    assert log.read_text() == "mkfs.xfs -q -f -m reflink=0 -L pmem1 /dev/pmem1\n"
+    env["FAKE_HAS_FS"] = str(script)  # exists: blkid finds a filesystem
+    assert subprocess.run([str(script), "pmem0"], env=env, capture_output=True).returncode == 0
+    assert log.read_text().count("\n") == 1
+    assert subprocess.run([str(script), "pmem7"], env=env, capture_output=True).returncode == 2

@@ -1,0 +1,112 @@
+"""Each named check on its own: the problem it reports, and silence on a good profile."""
+
+from pathlib import Path
+
+import pytest
+
+from builder import checks
+from builder.model import Profile
+
+GOOD = {"name": "good", "distribution": {"name": "debian", "release": "bookworm"},
+        "pmem": [{"size": "1G", "offset": "4G"}]}
+BOOKWORM = (6, 1, 0)
+
+
+def profile(**changes) -> Profile:
+    data = {**GOOD, **changes}
+    return Profile.model_validate(data)
+
+
+def messages(check, prof, kernel=BOOKWORM):
+    return [(p.path, p.message, p.severity) for p in check(prof, kernel)]
+
+
+@pytest.mark.parametrize("check", checks.ALL_CHECKS, ids=lambda c: c.__name__)
+def test_every_check_passes_a_good_profile(check):
+    assert messages(check, profile()) == []
+
+
+def test_kernel_version_floor():
+    assert "older than 4.2" in messages(checks.check_kernel_version_floor, profile(), (4, 1, 0))[0][1]
+    assert messages(checks.check_kernel_version_floor, profile(), (4, 2, 0)) == []
+
+
+def test_kernel_source_implemented():
+    prof = profile(kernel={"source": "tarball", "version": "6.1"})
+    assert messages(checks.check_kernel_source_implemented, prof)[0][0] == ("kernel", "source")
+
+
+def test_region_size_above_zero():
+    assert messages(checks.check_region_sizes, profile(pmem=[{"size": "0", "offset": "4G"}]))[0][0] == ("pmem", 0, "size")
+
+
+def test_region_alignment_names_both_fields_and_offers_neighbours():
+    problems = list(checks.check_region_alignment(profile(pmem=[{"size": "129M", "offset": "4097M"}]), BOOKWORM))
+    assert [p.path for p in problems] == [("pmem", 0, "offset"), ("pmem", 0, "size")]
+    assert "use 4G or 4224M" in problems[0].hint
+
+
+def test_regions_disjoint_sorts_by_address():
+    prof = profile(vm={"memory": "8G"}, pmem=[{"size": "1G", "offset": "5G"}, {"size": "2G", "offset": "4G"}])
+    assert messages(checks.check_regions_disjoint, prof) == [
+        (("pmem", 0, "offset"), "region overlaps pmem[1] (4G-6G)", "error")]
+
+
+@pytest.mark.parametrize("memory, machine, offset, ok", [
+    ("4G", "q35", "4G", True), ("4G", "q35", "5G", True), ("4G", "q35", "6G", False),  # high RAM ends at 6G
+    ("4G", "q35", "1G", False),          # 1G-2G touches the firmware guard at the top of low RAM
+    ("2G", "q35", "512M", True), ("2560M", "q35", "1G", True), ("2816M", "q35", "1G", False), ("4G", "pc", "4G", True), ("3G", "pc", "4G", False),
+    ("4G", "q35", "3G", False),          # PCI hole
+])
+def test_regions_inside_ram(memory, machine, offset, ok):
+    prof = profile(vm={"memory": memory, "machine": machine}, pmem=[{"size": "1G", "offset": offset}])
+    assert (messages(checks.check_regions_inside_ram, prof) == []) == ok
+
+
+def test_outside_ram_says_where_ram_is():
+    prof = profile(vm={"memory": "4G"}, pmem=[{"size": "1G", "offset": "8G"}])
+    (problem,) = checks.check_regions_inside_ram(prof, BOOKWORM)
+    assert "puts RAM at 0-2G, 4G-6G" in problem.hint and "offset 4G up to 6G" in problem.hint
+
+
+def test_ram_left_for_os():
+    prof = profile(vm={"memory": "2G"}, pmem=[{"size": "1280M", "offset": "256M"}])
+    assert "at least 1 GiB" in messages(checks.check_ram_left_for_os, prof)[0][1]
+
+
+def test_kaslr_limit_is_a_warning_unless_nokaslr_given():
+    regions = [{"size": "128M", "offset": f"{4096 + 128 * i}M"} for i in range(5)]
+    assert messages(checks.check_kaslr_region_limit, profile(pmem=regions))[0][2] == "warning"
+    assert messages(checks.check_kaslr_region_limit, profile(pmem=regions, kernel={"cmdline": ["nokaslr"]})) == []
+
+
+@pytest.mark.parametrize("fs, kernel, ok", [("ext4", (5, 9, 0), True), ("ext4", (5, 8, 0), False),
+                                            ("xfs", (5, 8, 0), True), ("xfs", (5, 4, 0), False)])
+def test_dax_always_needs_a_tristate_kernel(fs, kernel, ok):
+    prof = profile(pmem=[{"size": "1G", "offset": "4G", "filesystem": fs, "dax": "always"}])
+    assert (messages(checks.check_dax_supported, prof, kernel) == []) == ok
+
+
+def test_mountpoints():
+    prof = profile(vm={"memory": "8G"}, pmem=[{"memmap": "1G!4G", "mountpoint": "/usr"},
+                                             {"memmap": "1G!5G", "filesystem": "none", "mountpoint": "/x"}])
+    found = messages(checks.check_mountpoints, prof)
+    assert [f[0] for f in found] == [("pmem", 0, "mountpoint"), ("pmem", 1, "mountpoint")]
+
+
+def test_default_mountpoints_follow_device_order():
+    prof = profile(vm={"memory": "8G"}, pmem=[{"memmap": "1G!5G"}, {"memmap": "1G!4G"}])
+    assert checks.default_mountpoints(prof) == {0: "/mnt/pmem1", 1: "/mnt/pmem0"}
+
+
+def test_kernel_cmdline_owned_arguments():
+    prof = profile(kernel={"cmdline": ["quiet", "root=/dev/sda1", "console=tty1"]})
+    assert [p[0] for p in messages(checks.check_kernel_cmdline, prof)] == [("kernel", "cmdline", 1),
+                                                                            ("kernel", "cmdline", 2)]
+
+
+def test_fragments_must_exist(tmp_path: Path):
+    (tmp_path / "pmem.config").write_text("CONFIG_LIBNVDIMM=y\n")
+    check = checks.check_fragments_exist(tmp_path)
+    assert messages(check, profile(kernel={"fragments": ["pmem"]})) == []
+    assert "available: pmem" in list(check(profile(kernel={"fragments": ["nope"]}), BOOKWORM))[0].hint

@@ -1,0 +1,29 @@
+"""tests/profiles/valid/*.yaml validate; each invalid/*.yaml gives the errors its '# expect:' lines name."""
+
+from pathlib import Path
+
+import pytest
+
+from builder.errors import ProfileError
+from conftest import FIXTURES, PROFILES, expectations, plan_of_file
+
+VALID = sorted((FIXTURES / "valid").glob("*.yaml")) + sorted(PROFILES.glob("*.yaml"))
+INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_valid_profiles_plan(path: Path):
+    plan, _ = plan_of_file(path)
+    assert plan.regions and all(f"memmap={r.memmap}" in plan.kernel_cmdline for r in plan.regions)
+
+
+@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)
+def test_invalid_profiles_report_every_expected_error(path: Path):
+    wanted = expectations(path)
+    assert wanted, f"{path.name} has no '# expect:' lines"
+    with pytest.raises(ProfileError) as caught:
+        plan_of_file(path)
+    text = caught.value.format()
+    for expected in wanted:
+        assert expected in text, f"missing {expected!r} in:\n{text}"
+    assert all(line.startswith(str(path)) for line in text.splitlines() if not line.startswith("  hint:"))

@@ -1,0 +1,46 @@
+"""Random profiles either plan or raise the project's own ProfileError, never anything else."""
+
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from builder.errors import ProfileError
+from builder.render import render
+from conftest import plan_of_text
+
+sizes = st.one_of(st.sampled_from(["0", "128M", "512M", "1G", "2G", "4G", "5G", "100M", "1T", "7"]),
+                  st.integers(-5, 10**13), st.text(max_size=6), st.none())
+words = st.one_of(st.text(max_size=12), st.sampled_from(["ext4", "xfs", "none", "auto", "always", "legacy", "debian",
+                                                         "bookworm", "q35", "pc", "bios", "uefi", "/mnt/p", "quiet"]))
+region = st.dictionaries(st.sampled_from(["size", "offset", "memmap", "filesystem", "mountpoint", "dax", "bogus"]),
+                         st.one_of(sizes, words), max_size=5)
+profile = st.fixed_dictionaries(
+    {"name": st.one_of(st.just("p"), words),
+     "distribution": st.fixed_dictionaries({"name": st.sampled_from(["debian", "ubuntu", "fedora", "centos", "x"]),
+                                            "release": st.sampled_from(["bookworm", "buster", "noble", "41", "9", "zz"])}),
+     "pmem": st.lists(region, max_size=6)},
+    optional={"vm": st.dictionaries(st.sampled_from(["memory", "cpus", "machine", "firmware"]), st.one_of(sizes, words,
+                                                                                                           st.integers())),
+              "kernel": st.dictionaries(st.sampled_from(["source", "version", "cmdline", "fragments"]),
+                                        st.one_of(words, st.lists(words, max_size=3))),
+              "description": words})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile)
+def test_random_profiles_plan_or_raise_profile_error(data):
+    text = yaml.safe_dump(data)
+    try:
+        plan, _ = plan_of_text(text)
+    except ProfileError as error:
+        assert error.problems and all(p.message for p in error.problems)
+        return
+    render(plan)  # whatever validates must render (the escaping never trips on a valid plan)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_crashes_the_loader(text):
+    try:
+        plan_of_text(text)
+    except ProfileError:
+        pass

@@ -1,0 +1,106 @@
+"""Rendering: golden trees for the shipped profiles, determinism, and escaping of hostile values."""
+
+import os
+import re
+import shlex
+
+import pytest
+
+from builder.render import RenderError, _mkosi_value, _plain_field, _shell_checked, render
+from conftest import GOLDEN, PROFILES, plan_of_file, plan_of_text
+
+SHIPPED = sorted(PROFILES.glob("*.yaml"))
+UPDATE = os.environ.get("PMEM_IMAGE_UPDATE_GOLDEN") == "1"
+
+
+def golden_files(files):
+    # The flush test's source is copied verbatim; its own tests cover it.
+    return {path: f.content for path, f in files.items() if not path.startswith("src/")}
+
+
+@pytest.mark.parametrize("profile", SHIPPED, ids=lambda p: p.stem)
+def test_rendered_tree_matches_golden(profile):
+    plan, _ = plan_of_file(profile)
+    files = golden_files(render(plan))
+    root = GOLDEN / profile.stem
+    if UPDATE:
+        for path, content in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(content)
+    on_disk = {str(p.relative_to(root)): p.read_text() for p in root.rglob("*") if p.is_file()}
+    assert sorted(on_disk) == sorted(files), "set of rendered files changed (PMEM_IMAGE_UPDATE_GOLDEN=1 to accept)"
+    for path, content in files.items():
+        assert content == on_disk[path], f"{profile.stem}/{path} differs from golden"
+
+
+@pytest.mark.parametrize("profile", SHIPPED, ids=lambda p: p.stem)
+def test_rendering_is_deterministic(profile):
+    first = render(plan_of_file(profile)[0])
+    second = render(plan_of_file(profile)[0])
+    assert first == second
+
+
+def test_executables_and_tree_shape():
+    files = render(plan_of_file(PROFILES / "default.yaml")[0])
+    executable = {p for p, f in files.items() if f.executable}
+    assert executable == {"mkosi.build.chroot", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
+                          "mkosi.extra/usr/lib/pmem-image/pmem-selftest"}
+    assert "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources" in files
+    assert files["mkosi.extra/etc/kernel/cmdline"].content == "console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G\n"
+
+
+def test_percent_is_escaped_for_mkosi_and_kept_for_the_kernel():
+    plan, _ = plan_of_text("name: p\ndistribution: {name: debian, release: bookworm}\n"
+                           "kernel: {cmdline: ['a=50%']}\npmem: [{memmap: 1G!4G}]\n")
+    files = render(plan)
+    assert "a=50%" in files["mkosi.extra/etc/kernel/cmdline"].content
+    assert "'console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G a=50%'" in \
+        files["mkosi.extra/etc/default/grub.d/pmem-image.cfg"].content
+
+
+def test_grub_default_is_valid_shell_that_keeps_the_arguments():
+    plan, _ = plan_of_file(PROFILES / "multi-region.yaml")
+    text = render(plan)["mkosi.extra/etc/default/grub.d/pmem-image.cfg"].content
+    line = next(l for l in text.splitlines() if l.startswith("GRUB_CMDLINE_LINUX="))
+    value = "".join(shlex.split(line.split("=", 1)[1].replace('"${GRUB_CMDLINE_LINUX:+$GRUB_CMDLINE_LINUX }"', "")))
+    assert value.split() == plan.kernel_cmdline
+
+
+def test_fstab_has_one_line_per_mounted_region():
+    plan, _ = plan_of_file(PROFILES / "multi-region.yaml")
+    lines = [l for l in render(plan)["mkosi.extra/etc/fstab"].content.splitlines() if l and not l.startswith("#")]
+    assert [l.split()[:3] for l in lines] == [["/dev/pmem0", "/mnt/pmem0", "ext4"], ["/dev/pmem1", "/mnt/pmem1", "xfs"]]
+    assert all(len(l.split()) == 6 for l in lines)
+
+
+@pytest.mark.parametrize("value", ["a#b", "a;b", "line\nExtraTrees=/", "\x00"])
+def test_mkosi_values_refuse_comment_and_newline(value):
+    with pytest.raises(RenderError):
+        _mkosi_value(value)
+
+
+def test_mkosi_value_escapes_percent():
+    assert _mkosi_value("50%") == "50%%"
+
+
+@pytest.mark.parametrize("value", ["a b", "x\ny", "", "\t"])
+def test_plain_fields_refuse_whitespace(value):
+    with pytest.raises(RenderError):
+        _plain_field(value)
+
+
+@pytest.mark.parametrize("value", ["$(reboot)", "a b", "`id`", "a;b", "'"])
+def test_shell_templates_refuse_unquoted_values(value):
+    with pytest.raises(RenderError):
+        _shell_checked(value)
+
+
+def test_no_template_interpolates_without_escaping():
+    """Every {{ }} in a shell template goes through a quoting filter or is a plan-validated word."""
+    from builder.render import _OUTPUTS
+    from importlib import resources
+    for output in _OUTPUTS:
+        text = (resources.files("builder") / "templates" / output.template).read_text()
+        for expression in re.findall(r"{{(.*?)}}", text):
+            if output.finalize is _shell_checked and "|" not in expression:
+                assert expression.strip() in ("region.device",), f"{output.template}: {expression}"

