@@ -18,6 +18,7 @@ from .plan import Plan, make_plan
 from .render import render
 from .report import plan_text
 from .build import build
+from .flushtest import run_on_host
 from .runner import Runner, Terminated, raise_on_termination
 from .tree import write_tree
 from .verify import checks_table, verify
@@ -139,6 +140,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return _verify_and_report(plan, directory, Runner(), args)
 
 
+def cmd_flush_test(args: argparse.Namespace) -> int:
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return run_on_host(arguments, _out_root(args) / ".cache" / "bin")
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     schema = Profile.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -191,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
     _add_verify_options(verify_)
     verify_.set_defaults(func=cmd_verify)
+
+    flush = commands.add_parser("flush-test", help="compile and run the pmem flush test on this host",
+                                description="Arguments after -- go to pmem-flush-test, e.g. -- --method all /mnt/pmem0")
+    flush.add_argument("--out", type=Path, help="output root holding the compiled binary's cache")
+    flush.add_argument("arguments", nargs=argparse.REMAINDER, help="pmem-flush-test arguments (try -- --help)")
+    flush.set_defaults(func=cmd_flush_test)
 
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)

@@ -83,6 +83,7 @@ _OUTPUTS = (
     _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", _shell_checked, executable=True),
 )
 FLUSH_TEST_SOURCE = "native/pmem-flush-test.c"
+FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 
 def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
@@ -109,7 +110,7 @@ def flush_test_source() -> str:
 def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
     context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
-               "mirror": plan.mirror, "release": plan.release}
+               "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS}
     files = {}
     for output in _OUTPUTS:
         if not _wanted(output, plan):

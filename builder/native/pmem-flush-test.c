@@ -66,6 +66,11 @@ struct options {
     uint64_t seed;
 };
 
+static bool env_set(const char *name) {
+    const char *value = getenv(name);
+    return value && strcmp(value, "1") == 0;
+}
+
 static struct features detect_features(void) {
     struct features f = {0};
     unsigned a, b, c, d;
@@ -78,6 +83,10 @@ static struct features detect_features(void) {
         f.clwb = b & (1u << 24);
         f.avx512f = b & (1u << 16);
     }
+    /* PMDK's switches, to act as an older CPU would. */
+    if (env_set("PMEM_NO_CLWB")) f.clwb = false;
+    if (env_set("PMEM_NO_CLFLUSHOPT")) f.clflushopt = false;
+    if (env_set("PMEM_NO_MOVNT")) f.sse2 = f.avx512f = false;
     return f;
 }
 
@@ -246,6 +255,7 @@ static void usage(FILE *out) {
           "PATH is a directory (a temporary file is made and removed there) or a file.\n"
           "--write-seed N writes and flushes a seeded pattern that --check-seed N verifies later\n"
           "(e.g. across a warm reboot); with a directory the file is PATH/pmem-flush-test.seed.\n"
+          "PMEM_NO_CLWB=1, PMEM_NO_CLFLUSHOPT=1, PMEM_NO_MOVNT=1 hide an instruction (as in PMDK).\n"
           "Note: " NOTE ".\n", out);
 }
 

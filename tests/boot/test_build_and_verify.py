@@ -1,0 +1,83 @@
+"""The real path: mkosi 24.3 builds the shipped profiles, QEMU boots them (KVM if it works, else TCG)
+and the guest proves pmem + DAX. Minutes; CI runs them."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PMEM_IMAGE, PROFILES, ROOT
+
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
+PROVEN = ["default", "debian-xfs-uefi", "multi-region"]
+
+
+def pmem_image(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
+
+
+@pytest.mark.parametrize("name", PROVEN)
+def test_build_and_prove(name):
+    result = pmem_image("build", "--verify", "--json", str(PROFILES / f"{name}.yaml"))
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
+    names = [c["name"] for c in report["checks"]]
+    assert "/dev/pmem0 DAX active" in names and "/dev/pmem0 MAP_SYNC" in names
+    guest = report["guest_report"]
+    manifest = json.loads((OUT / name / "manifest.json").read_text())
+    assert guest["kernel_release"] == manifest["kernel_release"] != ""
+    for mount in guest["mounts"]:
+        assert mount["flush_test"]["map_sync"] is True and mount["flush_test"]["verification"] == "ok"
+    assert not (OUT / name / "verify" / "overlay.qcow2").exists()
+
+
+def test_unchanged_profile_is_a_no_op():
+    before = (OUT / "default" / "manifest.json").read_text()
+    started = time.monotonic()
+    result = pmem_image("build", str(PROFILES / "default.yaml"))
+    assert result.returncode == 0 and "up to date" in result.stderr, result.stderr
+    assert (OUT / "default" / "manifest.json").read_text() == before
+    print(f"no-op rebuild took {time.monotonic() - started:.2f}s")
+
+
+def test_image_is_golden_clean():
+    """No root password, no machine-id baked in, serial console and no firstboot prompt on the cmdline."""
+    image = OUT / "default" / "default.raw"
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    root = next(p for p in table["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+    source = f"{image}?offset={root['start'] * table.get('sectorsize', 512)}"
+
+    def cat(path: str) -> str:
+        return subprocess.run(["debugfs", "-R", f"cat {path}", source], capture_output=True, text=True).stdout
+
+    shadow_root = next(l for l in cat("/etc/shadow").splitlines() if l.startswith("root:"))
+    assert shadow_root.split(":")[1] in ("*", "!", "!*", "")  and shadow_root.split(":")[1] != "", shadow_root
+    assert cat("/etc/machine-id").strip() in ("", "uninitialized")
+    assert "console=ttyS0" in cat("/etc/kernel/cmdline") and "systemd.firstboot=off" in cat("/etc/kernel/cmdline")
+    assert cat("/usr/lib/systemd/system/pmem-selftest.service").count("ExecCondition=") == 1
+    assert "autologin" not in cat("/usr/lib/systemd/system/serial-getty@.service")
+
+
+def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
+    before = (OUT / "default" / "manifest.json").read_text()
+    process = subprocess.Popen([str(PMEM_IMAGE), "build", "--force", str(PROFILES / "default.yaml")],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "Installing Debian" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130, "".join(seen) + rest
+    assert (OUT / "default" / "manifest.json").read_text() == before
+    assert list(OUT.glob(".staging-*")) == []
+    assert subprocess.run(["pgrep", "-f", f"{OUT}/.staging-"], capture_output=True).returncode == 1

@@ -1,0 +1,181 @@
+"""build's safety properties, with a stand-in mkosi on PATH (the real one runs in tests/boot):
+no-op when unchanged, atomic replace, and nothing lost on failure, Ctrl-C, SIGKILL or a second build."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PROFILES, ROOT
+
+FAKE_MKOSI = r"""#!/bin/sh
+# Stand-in for mkosi 24.3: writes <name>.raw etc. into --output-dir; FAKE_MKOSI_MODE=ok|fail|hang.
+[ "$1" = "--version" ] && { echo "mkosi 24.3"; exit 0; }
+while [ $# -gt 0 ]; do
+  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; esac
+  shift
+done
+name=$(sed -n 's/^ImageId=//p' "$project/mkosi.conf")
+echo "$$" > "$FAKE_MKOSI_STATE/pid"
+echo "‣ Installing Debian"
+case "$FAKE_MKOSI_MODE" in
+  fail) echo "E: Unable to locate package nonsense"; echo "‣ Something broke"; exit 1 ;;
+  hang) touch "$FAKE_MKOSI_STATE/started"; sleep 60 ;;
+esac
+printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
+echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"; echo '{}' > "$out/$name.manifest"
+ln -s "$name.raw" "$out/$name"
+echo "‣ $out/$name.raw size is 1.9G"
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    (bin_dir / "mkosi").write_text(FAKE_MKOSI)
+    (bin_dir / "mkosi").chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_MKOSI_STATE": str(state),
+            "FAKE_MKOSI_MODE": "ok", "FAKE_MKOSI_TAG": "1", "PMEM_IMAGE_OUT": str(tmp_path / "out")}
+
+
+def build(env: dict, *extra: str, profile: Path = PROFILES / "default.yaml", **popen) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "builder.cli", "build", str(profile), *extra], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def finish(process: subprocess.Popen) -> tuple[int, str]:
+    out, err = process.communicate(timeout=60)
+    return process.returncode, out + err
+
+
+def output(env: dict) -> Path:
+    return Path(env["PMEM_IMAGE_OUT"]) / "default"
+
+
+def wait_for(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def leftovers(env: dict) -> list[str]:
+    return sorted(p.name for p in Path(env["PMEM_IMAGE_OUT"]).glob(".staging-*"))
+
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="build refuses to run without root")
+
+
+def test_first_build_writes_outputs_and_manifest(env):
+    code, text = finish(build(env))
+    assert code == 0, text
+    directory = output(env)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["image"] == "default.raw" and manifest["memmap"] == ["memmap=1G!4G"]
+    assert {f["name"] for f in manifest["files"]} == {"default.raw", "default.vmlinuz", "default.initrd",
+                                                       "default.manifest"}
+    sums = (directory / "SHA256SUMS").read_text()
+    assert "default.raw" in sums and (directory / "plan.json").exists() and "Installing Debian" in text
+    assert leftovers(env) == []
+
+
+def test_unchanged_profile_is_a_no_op_and_a_change_rebuilds(env, tmp_path):
+    assert finish(build(env))[0] == 0
+    before = (output(env) / "manifest.json").read_text()
+    env["FAKE_MKOSI_TAG"] = "2"
+    started = time.monotonic()
+    code, text = finish(build(env))
+    assert code == 0 and "up to date" in text and time.monotonic() - started < 5
+    assert (output(env) / "manifest.json").read_text() == before
+    changed = tmp_path / "changed.yaml"
+    changed.write_text((PROFILES / "default.yaml").read_text().replace("cpus: 2", "cpus: 1"))
+    code, text = finish(build(env, profile=changed))
+    assert code == 0 and "up to date" not in text and (output(env) / "default.raw").read_text() == "disk-2"
+
+
+def test_force_rebuilds(env):
+    assert finish(build(env))[0] == 0
+    env["FAKE_MKOSI_TAG"] = "3"
+    assert finish(build(env, "--force"))[0] == 0
+    assert (output(env) / "default.raw").read_text() == "disk-3"
+
+
+def test_deleted_image_triggers_a_rebuild(env):
+    assert finish(build(env))[0] == 0
+    (output(env) / "default.raw").unlink()
+    code, text = finish(build(env))
+    assert code == 0 and "up to date" not in text and (output(env) / "default.raw").exists()
+
+
+def test_failed_build_keeps_previous_output_and_shows_the_failing_step(env):
+    assert finish(build(env))[0] == 0
+    before = (output(env) / "manifest.json").read_text()
+    env["FAKE_MKOSI_MODE"] = "fail"
+    code, text = finish(build(env, "--force"))
+    assert code == 1 and "during step 'Something broke'" in text and "Unable to locate package" in text
+    assert "full log:" in text and "Traceback" not in text
+    assert (output(env) / "manifest.json").read_text() == before and leftovers(env) == []
+
+
+def test_ctrl_c_stops_mkosi_and_keeps_previous_output(env):
+    assert finish(build(env))[0] == 0
+    before = (output(env) / "manifest.json").read_text()
+    env["FAKE_MKOSI_MODE"] = "hang"
+    process = build(env, "--force")
+    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process.send_signal(signal.SIGINT)
+    code, text = finish(process)
+    assert code == 130 and "interrupted" in text
+    mkosi_pid = int((Path(env["FAKE_MKOSI_STATE"]) / "pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(mkosi_pid, 0)
+    assert (output(env) / "manifest.json").read_text() == before and leftovers(env) == []
+
+
+def test_sigterm_behaves_like_ctrl_c(env):
+    env["FAKE_MKOSI_MODE"] = "hang"
+    process = build(env)
+    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process.terminate()
+    code, _ = finish(process)
+    assert code == 130 and not output(env).exists() and leftovers(env) == []
+
+
+def test_killed_build_leaves_previous_output_and_the_next_build_cleans_up(env):
+    assert finish(build(env))[0] == 0
+    before = (output(env) / "manifest.json").read_text()
+    env["FAKE_MKOSI_MODE"] = "hang"
+    process = build(env, "--force")
+    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process.kill()
+    process.wait()
+    os.kill(int((Path(env["FAKE_MKOSI_STATE"]) / "pid").read_text()), signal.SIGKILL)
+    assert (output(env) / "manifest.json").read_text() == before and len(leftovers(env)) == 1
+    env["FAKE_MKOSI_MODE"] = "ok"
+    assert finish(build(env, "--force"))[0] == 0
+    assert leftovers(env) == []
+
+
+def test_second_concurrent_build_is_refused(env):
+    env["FAKE_MKOSI_MODE"] = "hang"
+    first = build(env)
+    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    try:
+        code, text = finish(build(env))
+        assert code == 1 and "another build of this profile is running (pid" in text
+    finally:
+        first.send_signal(signal.SIGINT)
+        finish(first)
+
+
+def test_dry_run_prints_the_mkosi_command_and_writes_nothing(env):
+    code, text = finish(build(env, "--dry-run"))
+    assert code == 0 and "$ mkosi -C " in text and "--package-cache-dir" in text
+    assert not Path(env["PMEM_IMAGE_OUT"]).exists()

@@ -1,0 +1,105 @@
+"""Judging the guest's report against the plan, on a real report captured from a TCG boot."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from builder.proof import BEGIN, END, extract_report, judge
+from builder.verify import checks_table, diagnose_missing_report
+from conftest import PROFILES, plan_of_file
+
+REPORT = json.loads((Path(__file__).parent.parent / "data" / "report-default.json").read_text())
+
+
+@pytest.fixture
+def plan():
+    return plan_of_file(PROFILES / "default.yaml")[0]
+
+
+def failed(plan, report):
+    return [c.name for c in judge(plan, report) if not c.passed]
+
+
+def test_real_report_passes(plan):
+    assert failed(plan, REPORT) == []
+
+
+def test_missing_report(plan):
+    assert failed(plan, None) == ["boot report"]
+
+
+def test_memmap_missing_or_repeated(plan):
+    report = copy.deepcopy(REPORT)
+    report["cmdline"] = report["cmdline"].replace(" memmap=1G!4G", "")
+    assert "cmdline memmap=1G!4G" in failed(plan, report)
+    report["cmdline"] += " memmap=1G!4G memmap=1G!4G"
+    assert "cmdline memmap=1G!4G" in failed(plan, report)
+
+
+def test_region_at_the_wrong_address(plan):
+    report = copy.deepcopy(REPORT)
+    report["iomem_pmem"] = ["140000000-17fffffff : Persistent Memory (legacy)"]
+    report["devices"][0]["start"] = "0x140000000"
+    assert failed(plan, report) == ["/dev/pmem0 e820 range", "/dev/pmem0 size and address"]
+
+
+def test_missing_device_stops_the_region_checks(plan):
+    report = copy.deepcopy(REPORT)
+    report["devices"] = []
+    assert failed(plan, report) == ["/dev/pmem0 present"]
+
+
+def test_dax_turned_off_by_the_kernel(plan):
+    report = copy.deepcopy(REPORT)
+    report["dax_messages"].append("[ 9.1] EXT4-fs (pmem0): DAX unsupported by block device. Turning off DAX.")
+    assert failed(plan, report) == ["/dev/pmem0 DAX active"]
+
+
+def test_mount_without_dax_and_map_sync_refused(plan):
+    report = copy.deepcopy(REPORT)
+    report["mounts"][0]["options"] = ["rw", "relatime"]
+    report["mounts"][0]["flush_test"]["map_sync"] = False
+    report["mounts"][0]["flush_test"]["statx_dax"] = False
+    assert failed(plan, report) == ["/dev/pmem0 DAX active", "/dev/pmem0 MAP_SYNC"]
+
+
+def test_flush_test_absent_or_failed(plan):
+    report = copy.deepcopy(REPORT)
+    report["mounts"][0]["flush_test"]["verification"] = "failed"
+    assert failed(plan, report) == ["/dev/pmem0 flush test"]
+    report["mounts"][0]["flush_test"] = "absent"
+    assert failed(plan, report) == ["/dev/pmem0 MAP_SYNC"]
+
+
+def test_not_mounted_and_failed_units(plan):
+    report = copy.deepcopy(REPORT)
+    report["mounts"] = []
+    report["failed_units"] = ["pmem-mkfs@pmem0.service"]
+    assert failed(plan, report) == ["/dev/pmem0 mounted", "pmem units"]
+
+
+def test_extract_report_survives_noise_and_takes_the_last():
+    body = json.dumps({"format": 1, "n": 1})
+    text = f"noise\n{BEGIN}\n{{broken\n{END}\nmore\n{BEGIN}\n{body}\n{END}\ntrailing"
+    assert extract_report(text) == {"format": 1, "n": 1}
+    assert extract_report(f"{BEGIN}\n{{\"a\": 1") is None
+
+
+@pytest.mark.parametrize("serial, says", [
+    ("SeaBIOS\nBooting from Hard Disk...", "the kernel never started"),
+    ("Linux version 6.1\n---[ end Kernel panic - not syncing: VFS", "the kernel panicked"),
+    ("Linux version 6.1\nStarting pmem-selftest.service\ndefault login:", "the self-test wrote no report"),
+    ("Linux version 6.1\nProbing EDD", "no report after 600s: the boot hangs"),
+])
+def test_missing_report_is_diagnosed(serial, says):
+    check = diagnose_missing_report(serial, 600, exited=False)
+    assert says in check.detail and check.evidence
+
+
+def test_table_shows_evidence_for_failures(plan):
+    report = copy.deepcopy(REPORT)
+    report["devices"] = []
+    text = checks_table(judge(plan, report))
+    assert "FAIL" in text and "| pmem0" not in text and "/dev/pmem0 present" in text
