@@ -4,6 +4,7 @@ Every interpolated value passes through the escaping of the file it lands in, so
 value can add a mkosi setting, an fstab line or a shell command.
 """
 
+import functools
 import re
 from importlib import resources
 import shlex
@@ -86,7 +87,9 @@ FLUSH_TEST_SOURCE = "native/pmem-flush-test.c"
 FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 
+@functools.cache
 def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
+    """One environment per escaping rule, kept so templates compile once per process."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("builder", "templates"), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, autoescape=False, finalize=finalize)

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Build and boot timings for a profile, as a table of medians (run as root, by hand; minutes).
+
+  cold     pmem-image build --force with an empty package cache (downloads everything)
+  warm     pmem-image build --force with the package cache filled
+  no-op    pmem-image build of the unchanged profile (output present)
+  raw      mkosi build on the same rendered tree, without pmem-image (our overhead = warm / raw)
+  proof    pmem-image verify: QEMU start to the guest's report
+
+Usage: .venv/bin/python bench/build.py [PROFILE] [RUNS]    (default profiles/default.yaml, 3 runs)
+Uses out/bench/ as its output root. Never run it beside another build (2 cores).
+"""
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(ROOT / ".venv" / "bin" / "pmem-image")
+OUT = ROOT / "out" / "bench"
+
+
+def timed(argv: list[str], **kwargs) -> float:
+    started = time.monotonic()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
+    name = json.loads(subprocess.run([CLI, "plan", "--json", str(profile)], capture_output=True, text=True,
+                                     check=True).stdout)["name"]
+    cache = OUT / ".cache" / "packages"
+    rows: dict[str, list[float]] = {"cold build": [], "warm build": [], "no-op build": [], "raw mkosi build": [],
+                                    "boot to proof": []}
+    for _ in range(runs):
+        shutil.rmtree(cache, ignore_errors=True)
+        rows["cold build"].append(timed([CLI, "build", "--force", str(profile)], env=env))
+        rows["warm build"].append(timed([CLI, "build", "--force", str(profile)], env=env))
+        rows["no-op build"].append(timed([CLI, "build", str(profile)], env=env))
+        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+            tree, images = Path(tmp) / "tree", Path(tmp) / "images"
+            subprocess.run([CLI, "render", str(profile), "-o", str(tree)], check=True, capture_output=True)
+            images.mkdir()
+            rows["raw mkosi build"].append(timed(["mkosi", "-C", str(tree), "--output-dir", str(images),
+                                                  "--package-cache-dir", str(cache), "--force", "build"]))
+        result = subprocess.run([CLI, "verify", "--json", str(profile)], env=env, capture_output=True, text=True)
+        rows["boot to proof"].append(json.loads(result.stdout)["boot_seconds"])
+    print(f"{name}: {runs} run(s), 2 cores, {'KVM' if 'kvm' in result.stdout else 'TCG'}")
+    print(f"{'step':<16} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for step, values in rows.items():
+        print(f"{step:<16} {statistics.median(values):>9.2f} {min(values):>7.2f} {max(values):>7.2f}")
+    warm, raw = statistics.median(rows["warm build"]), statistics.median(rows["raw mkosi build"])
+    print(f"\noverhead of pmem-image over raw mkosi (warm): {warm / raw:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
