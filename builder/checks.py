@@ -16,7 +16,7 @@ from .sizes import GIB, MIB, format_size, human_size
 SECTION_ALIGN = 128 * MIB          # x86-64 memory section: pfn/devdax code pads collisions to it
 MIN_OS_RAM = 1 * GIB
 KASLR_MEMMAP_LIMIT = 4             # the decompressor tracks at most 4 memmap= regions
-IMPLEMENTED_SOURCES = {"distro"}
+SOURCE_FIELDS = {"distro": set(), "debian-source": set(), "tarball": {"url", "sha256"}, "tree": {"path"}}
 SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/efi", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc",
                "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"}
 
@@ -45,10 +45,20 @@ def check_kernel_version_floor(profile: Profile, kernel: KernelVersion) -> Itera
                       "the first with libnvdimm (PMEM, BLK, BTT)", "use a kernel >= 4.2 (4.15+ for MAP_SYNC)")
 
 
-def check_kernel_source_implemented(profile: Profile, kernel: KernelVersion) -> Iterable[Problem]:
-    if profile.kernel.source not in IMPLEMENTED_SOURCES:
-        yield Problem(("kernel", "source"), f"{profile.kernel.source!r} is not supported yet",
-                      "use source: distro (kernels built from source come with a later release)")
+def check_kernel_source_fields(profile: Profile, kernel: KernelVersion) -> Iterable[Problem]:
+    source = profile.kernel.source
+    for key in ("url", "sha256", "path"):
+        given = getattr(profile.kernel, key) is not None
+        if key in SOURCE_FIELDS[source] and not given:
+            yield Problem(("kernel", key), f"kernel.source {source} needs {key}",
+                          {"url": "the tarball's URL or local path", "sha256": "sha256sum of the tarball",
+                           "path": "the kernel source directory"}[key])
+        elif given and key not in SOURCE_FIELDS[source]:
+            owner = next(s for s, keys in SOURCE_FIELDS.items() if key in keys)
+            yield Problem(("kernel", key), f"{key} is only used with source: {owner}", f"drop {key}")
+    if source == "debian-source" and profile.distribution.name != "debian":
+        yield Problem(("kernel", "source"), "debian-source builds Debian's linux-source package",
+                      "use distribution debian, or source: tarball")
 
 
 def check_region_sizes(profile: Profile, kernel: KernelVersion) -> Iterable[Problem]:
@@ -162,7 +172,7 @@ def check_fragments_exist(fragments_dir: Path) -> Check:
 
 
 ALL_CHECKS: tuple[Check, ...] = (
-    check_kernel_version_floor, check_kernel_source_implemented, check_region_sizes, check_region_alignment,
+    check_kernel_version_floor, check_kernel_source_fields, check_region_sizes, check_region_alignment,
     check_regions_disjoint, check_regions_inside_ram, check_ram_left_for_os, check_kaslr_region_limit,
     check_dax_supported, check_mountpoints, check_kernel_cmdline,
 )

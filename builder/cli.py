@@ -117,7 +117,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
-    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout)
+    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot)
     if args.json:
         print(result.report_path.read_text(), end="")
     else:
@@ -158,6 +158,8 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
                         help="auto: KVM if a probe boot works, else TCG")
     parser.add_argument("--timeout", type=float, help="seconds to wait for the guest's report")
+    parser.add_argument("--warm-reboot", action="store_true",
+                        help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
     parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 

@@ -30,10 +30,10 @@ PACKAGES: dict[str, DistroPackages] = {
 }
 
 
-def image_packages(distribution: str, bios: bool, xfs: bool) -> list[str]:
+def image_packages(distribution: str, bios: bool, xfs: bool, distro_kernel: bool = True) -> list[str]:
     """Every package the image gets; GRUB's EFI modules always (mkosi always makes an ESP)."""
     chosen = PACKAGES[distribution]
-    names = [*chosen.kernel, *chosen.base, *chosen.efi_grub]
+    names = [*(chosen.kernel if distro_kernel else ()), *chosen.base, *chosen.efi_grub]
     if bios:
         names += chosen.bios_grub
     if xfs:

@@ -53,11 +53,20 @@ class Distribution(StrictModel):
 
 class Kernel(StrictModel):
     source: Literal["distro", "debian-source", "tarball", "tree"] = Field(
-        "distro", description="Where the kernel comes from; distro = the distribution's kernel package."
+        "distro", description="distro: the distribution's kernel package; debian-source: Debian's linux-source-X.Y; "
+                              "tarball: a kernel.org-style tarball (url + sha256); tree: a local source tree (path)."
     )
     version: Optional[Text] = Field(
         None, pattern=VERSION_PATTERN, description="Kernel version (>= 4.2); required unless source is distro."
     )
+    url: Optional[str] = Field(
+        None, pattern=r"^(https?://[A-Za-z0-9._~:/?@!&'()*+,=%-]+|[A-Za-z0-9._/-]+)$", max_length=500,
+        description="source: tarball; an http(s) URL or a local path (relative to the profile).")
+    sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$", description="source: tarball; its SHA-256.")
+    path: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9._/-]+$", max_length=500,
+                                description="source: tree; the kernel source directory (relative to the profile).")
+    base: Literal["tinyconfig", "defconfig"] = Field(
+        "tinyconfig", description="Start config for kernels built from source, before the fragments.")
     fragments: list[Annotated[str, Field(pattern=FRAGMENT_PATTERN)]] = Field(
         default_factory=list, description="Extra Kconfig fragment names from kernel-fragments/."
     )

@@ -17,6 +17,7 @@ from .checks import KASLR_MEMMAP_LIMIT, default_mountpoints, run_checks
 from .distros import build_packages, image_packages
 from .errors import Problem, ProfileError
 from .host import AptMirror
+from .kconfig import load_fragments, required_options, resolve_fragments
 from .kernels import DAX_TRISTATE, format_version, resolve_kernel_version
 from .loader import SourceMap, sort_problems
 from .memory import Span, memory_map
@@ -57,7 +58,12 @@ class Plan(Frozen):
     mirror: Optional[AptMirror]
     kernel_source: str
     kernel_version: str
-    kernel_fragments: list[str]
+    kernel_url: Optional[str]          # tarball: URL, or absolute local path
+    kernel_sha256: Optional[str]
+    kernel_path: Optional[str]         # tree: absolute path
+    kernel_base: str                   # tinyconfig | defconfig (kernels built from source)
+    kernel_fragments: list[str]        # resolved: automatic ones, then those the profile names
+    kernel_options: dict[str, str]     # SYMBOL -> y/m/n the kernel must end up with
     kernel_cmdline: list[str]
     memory: int
     cpus: int
@@ -94,6 +100,12 @@ def _mkfs(filesystem: str, device: str) -> list[str]:
         # DAX and reflink cannot be used together; xfsprogs >= 5.1 defaults to reflink=1.
         return ["mkfs.xfs", "-q", "-f", "-m", "reflink=0", "-L", device, f"/dev/{device}"]
     return []
+
+
+def _local_or_url(url: Optional[str], base_dir: Path) -> Optional[str]:
+    if url is None or "://" in url:
+        return url
+    return str((base_dir / url).resolve())
 
 
 def mount_unit_name(path: str) -> str:
@@ -144,15 +156,23 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
     spans = memory_map(profile.vm.memory, profile.vm.machine,
                        [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions])
     bios = profile.vm.firmware == "bios"
+    from_source = profile.kernel.source != "distro"
+    fragments = resolve_fragments(load_fragments(fragments_dir), kernel, {r.filesystem for r in regions},
+                                  profile.kernel.fragments, from_source)
+    base_dir = Path(filename).parent if source is not None else Path.cwd()
     plan = Plan(
         renderer_version=__version__, name=profile.name, description=profile.description,
         distribution=profile.distribution.name, release=profile.distribution.release,
         mirror=mirror if profile.distribution.name == "debian" else None,
         kernel_source=profile.kernel.source, kernel_version=format_version(kernel),
-        kernel_fragments=list(profile.kernel.fragments), kernel_cmdline=cmdline,
+        kernel_url=_local_or_url(profile.kernel.url, base_dir), kernel_sha256=profile.kernel.sha256,
+        kernel_path=str((base_dir / profile.kernel.path).resolve()) if profile.kernel.path else None,
+        kernel_base=profile.kernel.base, kernel_fragments=[f.name for f in fragments],
+        kernel_options=required_options(fragments), kernel_cmdline=cmdline,
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
         bios_bootloader=bios, regions=regions,
-        packages=image_packages(profile.distribution.name, bios, any(r.filesystem == "xfs" for r in regions)),
+        packages=image_packages(profile.distribution.name, bios, any(r.filesystem == "xfs" for r in regions),
+                                distro_kernel=not from_source),
         build_packages=build_packages(profile.distribution.name),
         seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
         memory_map=[{"start": s.start, "end": s.end, "kind": s.kind, "label": s.label} for s in spans],

@@ -5,6 +5,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from .kconfig import lost_options
 from .plan import Plan, PlannedRegion
 from .sizes import human_size
 
@@ -90,17 +91,51 @@ def _region_checks(region: PlannedRegion, report: dict) -> list[Check]:
     return checks
 
 
-def judge(plan: Plan, report: Optional[dict]) -> list[Check]:
+def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]:
+    checks = []
+    if kernel_release:
+        running = report.get("kernel_release")
+        checks.append(Check("kernel release", running == kernel_release,
+                            f"running {running}, built {kernel_release}"))
+    config = report.get("kernel_config") or {}
+    lost = lost_options(plan.kernel_options, config, modules_ok=plan.kernel_source == "distro")
+    where = "no kernel config readable in the guest" if not config else f"{len(lost)} missing"
+    checks.append(Check("kernel options", not lost and bool(config),
+                        f"all {len(plan.kernel_options)} required options present" if not lost and config else where,
+                        [l.format() for l in lost][:20]))
+    return checks
+
+
+def _warm_reboot_checks(plan: Plan, report: dict) -> list[Check]:
+    results = {r.get("mountpoint"): r for r in report.get("warm_reboot") or []}
+    checks = []
+    for region in plan.regions:
+        if region.mountpoint is None:
+            continue
+        result = results.get(region.mountpoint)
+        checks.append(Check(f"/dev/{region.device} survives warm reboot", bool(result) and result["check_seed"] == "ok",
+                            "seeded pattern written before the reset read back intact" if result and
+                            result["check_seed"] == "ok" else f"check after reboot: {result and result['check_seed']}",
+                            [result["output"]] if result and result["check_seed"] != "ok" else []))
+    return checks
+
+
+def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reboot: bool = False) -> list[Check]:
+    """Every expectation of the plan against the guest's report; `kernel_release`: the one the build made;
+    `warm_reboot`: the guest was asked to write seeds, reboot warm and check them."""
     if report is None:
         return [Check("boot report", False, "the guest wrote no report")]
     tokens = report.get("cmdline", "").split()
     checks = [Check("boot report", True, f"kernel {report.get('kernel_release')}")]
+    checks += _kernel_checks(plan, report, kernel_release)
     for region in plan.regions:
         argument = f"memmap={region.memmap}"
         checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
                             f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
     for region in plan.regions:
         checks.extend(_region_checks(region, report))
+    if warm_reboot:
+        checks.extend(_warm_reboot_checks(plan, report))
     failed_pmem_units = [u for u in report.get("failed_units", []) if "pmem" in u]
     checks.append(Check("pmem units", not failed_pmem_units,
                         "no pmem unit failed" if not failed_pmem_units else f"failed: {', '.join(failed_pmem_units)}"))

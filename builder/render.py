@@ -82,6 +82,7 @@ _OUTPUTS = (
     _Output("pmem-selftest.sh.j2", "mkosi.extra/usr/lib/pmem-image/pmem-selftest", _shell_checked, executable=True),
     _Output("selftest-preset.j2", "mkosi.extra/usr/lib/systemd/system-preset/50-pmem-image.preset", _plain_field),
     _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", _shell_checked, executable=True),
+    _Output("mkosi.finalize.j2", "mkosi.finalize", _shell_checked, executable=True),
 )
 FLUSH_TEST_SOURCE = "native/pmem-flush-test.c"
 FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]

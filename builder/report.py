@@ -14,6 +14,17 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _wrap(words: list[str], width: int = 100) -> list[str]:
+    lines, current = [], ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append("  " + current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return lines + (["  " + current] if current else [])
+
+
 def memory_picture(plan: Plan) -> list[str]:
     """One strip from address 0 to the end of RAM, each span at least one character wide."""
     spans = plan.memory_map
@@ -48,6 +59,11 @@ def plan_text(plan: Plan, filename: str) -> str:
         "",
         "fstab",
         *("  " + line for line in fstab.splitlines() if line and not line.startswith("#")),
+        "",
+        f"kernel fragments ({'checked against the distribution kernel' if plan.kernel_source == 'distro' else plan.kernel_base + ' + these'})",
+        "  " + " ".join(plan.kernel_fragments),
+        "required kernel options" + (" (=y, or =m for a distribution kernel)" if plan.kernel_source == "distro" else ""),
+        *_wrap([f"{symbol}={value}" for symbol, value in sorted(plan.kernel_options.items())]),
         "",
         "packages",
         "  " + " ".join(plan.packages),

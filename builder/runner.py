@@ -38,8 +38,8 @@ class Runner:
         print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=self.out, flush=True)
 
     def run(self, argv: list[str], *, cwd: Optional[Path] = None, log: Optional[Path] = None,
-            show: Callable[[str], bool] = lambda line: False, env: Optional[dict] = None) -> None:
-        """Run argv to completion; lines for which `show` is true are echoed as steps."""
+            show: Callable[[str], bool | str] = lambda line: False, env: Optional[dict] = None) -> None:
+        """Run argv to completion; lines for which `show` is true (or returns a text) are echoed as steps."""
         self.say(f"$ {shlex.join(argv)}")
         if self.dry_run:
             return
@@ -54,9 +54,9 @@ class Runner:
                 tail.append(line)
                 if log_file:
                     log_file.write(line + "\n")
-                if show(line):
+                if shown := show(line):
                     step = line.strip("‣ ").strip()
-                    self.say(line.strip())
+                    self.say(shown if isinstance(shown, str) else line.strip())
             returncode = process.wait()
         finally:
             stop(process)

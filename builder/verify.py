@@ -60,8 +60,18 @@ def relevant_lines(serial: str, checks: list[Check], limit: int = 20) -> list[st
     return [l for l in serial.splitlines() if any(w in l for w in words)][-limit:]
 
 
-def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None
-           ) -> VerifyResult:
+def _built_kernel_release(directory: Path, plan: Plan) -> str:
+    """The release of a kernel pmem-image built for this image ('' for the distribution's kernel)."""
+    if plan.kernel_source == "distro":
+        return ""
+    try:
+        return json.loads((directory / "manifest.json").read_text()).get("kernel_release", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
+           warm_reboot: bool = False) -> VerifyResult:
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise PmemImageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
@@ -70,10 +80,10 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     work.mkdir(parents=True)
     serial_log, report_log, overlay = work / "serial.log", work / "report.log", work / "overlay.qcow2"
     accel = choose_accel(accel, directory, plan, runner)
-    timeout = timeout or BOOT_TIMEOUT[accel]
+    timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
     runner.run(make_overlay(image, overlay))   # the image itself is never written
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
-    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file)
+    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot)
     started = time.monotonic()
     process = runner.spawn(argv)
     report = None
@@ -95,7 +105,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
             stop(process)
             overlay.unlink(missing_ok=True)
     serial = _read(serial_log)
-    checks = judge(plan, report)
+    checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
     if report is None:
         checks[0] = diagnose_missing_report(serial, boot_seconds, process is not None and process.returncode is not None)
     else:
@@ -105,7 +115,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     passed = all(c.passed for c in checks)
     result_path = work / "report.json"
     result_path.write_text(json.dumps({
-        "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel,
+        "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel, "warm_reboot": warm_reboot,
         "boot_seconds": round(boot_seconds, 1), "checks": checks_as_json(checks), "guest_report": report,
     }, indent=2) + "\n")
     return VerifyResult(passed, checks, accel, boot_seconds, result_path)

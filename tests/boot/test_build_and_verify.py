@@ -38,6 +38,17 @@ def test_build_and_prove(name):
     assert not (OUT / name / "verify" / "overlay.qcow2").exists()
 
 
+def test_pmem_survives_a_warm_reboot():
+    """Seeds written through the flush path survive a guest reboot in the same QEMU process, and the boot-time
+    mkfs keeps the existing filesystem."""
+    result = pmem_image("verify", "--warm-reboot", "--json", str(PROFILES / "default.yaml"))
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
+    assert "/dev/pmem0 survives warm reboot" in [c["name"] for c in report["checks"] if c["passed"]]
+    serial = (OUT / "default" / "verify" / "serial.log").read_text(errors="replace")
+    assert "seeds written; warm reboot" in serial and "already has a filesystem; keeping it" in serial
+
+
 def test_unchanged_profile_is_a_no_op():
     before = (OUT / "default" / "manifest.json").read_text()
     started = time.monotonic()
@@ -81,3 +92,19 @@ def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
     assert (OUT / "default" / "manifest.json").read_text() == before
     assert list(OUT.glob(".staging-*")) == []
     assert subprocess.run(["pgrep", "-f", f"{OUT}/.staging-"], capture_output=True).returncode == 1
+
+
+def test_kernel_built_from_debian_source_boots_and_proves():
+    """linux-source-6.1, tinyconfig + the pmem fragments, compiled (ccache), installed into the image and booted
+    by GRUB like the distro kernel; the proof checks the running release and its /proc/config.gz."""
+    result = pmem_image("build", "--verify", "--json", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
+    manifest = json.loads((OUT / "debian-source-6-1" / "manifest.json").read_text())
+    assert manifest["kernel_release"].endswith("-pmem") and manifest["kernel_build_key"]
+    assert report["guest_report"]["kernel_release"] == manifest["kernel_release"]
+    assert {c["name"] for c in report["checks"] if c["passed"]} >= {"kernel release", "kernel options",
+                                                                    "/dev/pmem1 DAX active"}
+    # a second image with the same kernel does not compile it again
+    rebuilt = pmem_image("build", "--force", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
+    assert rebuilt.returncode == 0 and "kernel: cached build" in rebuilt.stderr, rebuilt.stderr[-3000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROFILES, ROOT
+from conftest import PROFILES, ROOT, plan_of_file
 
 FAKE_MKOSI = r"""#!/bin/sh
 # Stand-in for mkosi 24.3: writes <name>.raw etc. into --output-dir; FAKE_MKOSI_MODE=ok|fail|hang.
@@ -28,6 +28,8 @@ case "$FAKE_MKOSI_MODE" in
   hang) touch "$FAKE_MKOSI_STATE/started"; sleep 60 ;;
 esac
 printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
+# What the rendered mkosi.finalize hands over: the image kernel's config (FAKE_KERNEL_CONFIG).
+cp "$FAKE_KERNEL_CONFIG" "$out/kernel-config-6.1.0-fake"
 echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"; echo '{}' > "$out/$name.manifest"
 ln -s "$name.raw" "$out/$name"
 echo "‣ $out/$name.raw size is 1.9G"
@@ -41,7 +43,10 @@ def env(tmp_path: Path) -> dict:
     state.mkdir()
     (bin_dir / "mkosi").write_text(FAKE_MKOSI)
     (bin_dir / "mkosi").chmod(0o755)
-    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_MKOSI_STATE": str(state),
+    config = tmp_path / "kernel.config"
+    config.write_text("".join(f"CONFIG_{s}={v}\n" for s, v in plan_of_file(PROFILES / "default.yaml")[0]
+                              .kernel_options.items()))
+    return {**os.environ, "FAKE_KERNEL_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_MKOSI_STATE": str(state),
             "FAKE_MKOSI_MODE": "ok", "FAKE_MKOSI_TAG": "1", "PMEM_IMAGE_OUT": str(tmp_path / "out")}
 
 
@@ -80,7 +85,7 @@ def test_first_build_writes_outputs_and_manifest(env):
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["image"] == "default.raw" and manifest["memmap"] == ["memmap=1G!4G"]
     assert {f["name"] for f in manifest["files"]} == {"default.raw", "default.vmlinuz", "default.initrd",
-                                                       "default.manifest"}
+                                                       "default.manifest", "kernel.config"}
     sums = (directory / "SHA256SUMS").read_text()
     assert "default.raw" in sums and (directory / "plan.json").exists() and "Installing Debian" in text
     assert leftovers(env) == []
@@ -120,7 +125,8 @@ def test_failed_build_keeps_previous_output_and_shows_the_failing_step(env):
     env["FAKE_MKOSI_MODE"] = "fail"
     code, text = finish(build(env, "--force"))
     assert code == 1 and "during step 'Something broke'" in text and "Unable to locate package" in text
-    assert "full log:" in text and "Traceback" not in text
+    assert f"full log: {Path(env['PMEM_IMAGE_OUT']) / 'default.failed' / 'build.log'}" in text and "Traceback" not in text
+    assert "Unable to locate package" in (Path(env["PMEM_IMAGE_OUT"]) / "default.failed" / "build.log").read_text()
     assert (output(env) / "manifest.json").read_text() == before and leftovers(env) == []
 
 
@@ -173,6 +179,14 @@ def test_second_concurrent_build_is_refused(env):
     finally:
         first.send_signal(signal.SIGINT)
         finish(first)
+
+
+def test_distro_kernel_missing_a_required_option_fails_the_build(env, tmp_path):
+    config = Path(env["FAKE_KERNEL_CONFIG"])
+    config.write_text(config.read_text().replace("CONFIG_ZONE_DEVICE=y", "# CONFIG_ZONE_DEVICE is not set"))
+    code, text = finish(build(env))
+    assert code == 1 and "lacks options pmem emulation needs" in text and "CONFIG_ZONE_DEVICE: wanted y, got n" in text
+    assert not output(env).exists() and leftovers(env) == []
 
 
 def test_dry_run_prints_the_mkosi_command_and_writes_nothing(env):

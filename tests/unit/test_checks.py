@@ -31,9 +31,21 @@ def test_kernel_version_floor():
     assert messages(checks.check_kernel_version_floor, profile(), (4, 2, 0)) == []
 
 
-def test_kernel_source_implemented():
-    prof = profile(kernel={"source": "tarball", "version": "6.1"})
-    assert messages(checks.check_kernel_source_implemented, prof)[0][0] == ("kernel", "source")
+@pytest.mark.parametrize("kernel, paths", [
+    ({"source": "tarball", "version": "6.1"}, [("kernel", "url"), ("kernel", "sha256")]),
+    ({"source": "tree", "version": "6.1"}, [("kernel", "path")]),
+    ({"source": "distro", "path": "/src/linux"}, [("kernel", "path")]),
+    ({"source": "debian-source", "version": "6.1", "url": "x.tar.xz"}, [("kernel", "url")]),
+    ({"source": "tarball", "version": "6.1", "url": "https://example.org/linux.tar.xz", "sha256": "0" * 64}, []),
+])
+def test_kernel_source_fields(kernel, paths):
+    assert [p[0] for p in messages(checks.check_kernel_source_fields, profile(kernel=kernel))] == paths
+
+
+def test_debian_source_needs_debian():
+    prof = profile(distribution={"name": "ubuntu", "release": "noble"}, kernel={"source": "debian-source",
+                                                                                "version": "6.1"})
+    assert "debian-source builds Debian's" in messages(checks.check_kernel_source_fields, prof)[0][1]
 
 
 def test_region_size_above_zero():

@@ -103,3 +103,31 @@ def test_table_shows_evidence_for_failures(plan):
     report["devices"] = []
     text = checks_table(judge(plan, report))
     assert "FAIL" in text and "| pmem0" not in text and "/dev/pmem0 present" in text
+
+
+def test_kernel_option_missing_in_the_guest(plan):
+    report = copy.deepcopy(REPORT)
+    report["kernel_config"]["ZONE_DEVICE"] = "n"
+    (check,) = [c for c in judge(plan, report) if not c.passed]
+    assert check.name == "kernel options" and check.evidence == ["CONFIG_ZONE_DEVICE: wanted y, got n: not set in "
+                                                                  "this kernel's configuration"]
+    report["kernel_config"] = {}
+    assert failed(plan, report) == ["kernel options"]
+
+
+def test_built_kernel_must_be_the_one_running(plan):
+    assert failed(plan, REPORT, ) == []
+    assert [c.name for c in judge(plan, REPORT, "6.1.192-pmem") if not c.passed] == ["kernel release"]
+    assert [c.name for c in judge(plan, REPORT, REPORT["kernel_release"]) if not c.passed] == []
+
+
+def test_warm_reboot_results(plan):
+    report = copy.deepcopy(REPORT)
+    report["warm_reboot"] = [{"mountpoint": "/mnt/pmem0", "check_seed": "ok", "output": "{}"}]
+    assert failed(plan, report) == [] and [c.name for c in judge(plan, report, "", True)][-2] == \
+        "/dev/pmem0 survives warm reboot"
+    assert [c.name for c in judge(plan, report, "", True) if not c.passed] == []
+    report["warm_reboot"][0]["check_seed"] = "failed"
+    assert [c.name for c in judge(plan, report, "", True) if not c.passed] == ["/dev/pmem0 survives warm reboot"]
+    report["warm_reboot"] = None
+    assert [c.name for c in judge(plan, report, "", True) if not c.passed] == ["/dev/pmem0 survives warm reboot"]

@@ -43,7 +43,7 @@ def test_rendering_is_deterministic(profile):
 def test_executables_and_tree_shape():
     files = render(plan_of_file(PROFILES / "default.yaml")[0])
     executable = {p for p, f in files.items() if f.executable}
-    assert executable == {"mkosi.build.chroot", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
+    assert executable == {"mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
                           "mkosi.extra/usr/lib/pmem-image/pmem-selftest"}
     assert "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources" in files
     assert files["mkosi.extra/etc/kernel/cmdline"].content == "console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G\n"

@@ -1,0 +1,116 @@
+"""The four kernel sources up to a verified, unpacked tree: a tarball served on 127.0.0.1 (sha256 checked
+before unpacking), a local tarball, a local tree, and Debian's linux-source package."""
+
+import functools
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from builder.kernel_build import KernelError, check_version, makefile_version, obtain_source
+from builder.runner import Runner
+from conftest import plan_of_text
+
+pytestmark = pytest.mark.integration
+MAKEFILE = b"# SPDX-License-Identifier: GPL-2.0\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 5\nEXTRAVERSION =\n"
+
+
+def make_tarball(path: Path) -> str:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("linux-6.1.5/Makefile", MAKEFILE), ("linux-6.1.5/Kconfig", b"mainmenu \"x\"\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    path.write_bytes(buffer.getvalue())
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A tarball on a local HTTP server (loopback only)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    sha = make_tarball(root / "linux-6.1.5.tar.gz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/linux-6.1.5.tar.gz", sha
+    server.shutdown()
+
+
+def plan_for(kernel: str, tmp_path: Path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"name: k\ndistribution: {{name: debian, release: bookworm}}\nkernel: {kernel}\n"
+                       "pmem: [{memmap: 1G!4G}]\n")
+    return plan_of_text(profile.read_text(), str(profile))[0]
+
+
+def test_tarball_from_url_is_verified_then_unpacked(served, tmp_path):
+    url, sha = served
+    plan = plan_for(f"{{source: tarball, version: '6.1.5', url: '{url}', sha256: {sha}}}", tmp_path)
+    source, identity = obtain_source(plan, tmp_path / "cache", Runner())
+    assert identity == sha and makefile_version(source) == (6, 1, 5) and source.name == "linux-6.1.5"
+    check_version(makefile_version(source), plan.kernel_version, str(source))
+    again, _ = obtain_source(plan, tmp_path / "cache", Runner())     # cached: no second download
+    assert again == source
+
+
+def test_tarball_with_the_wrong_sha256_is_never_unpacked(served, tmp_path):
+    url, _ = served
+    plan = plan_for(f"{{source: tarball, version: '6.1', url: '{url}', sha256: \"{'0' * 64}\"}}", tmp_path)
+    with pytest.raises(KernelError, match="sha256 is .* the profile says 0000") as caught:
+        obtain_source(plan, tmp_path / "cache", Runner())
+    assert "nothing was unpacked" in caught.value.hint
+    assert not (tmp_path / "cache" / "kernel-src").exists()
+    assert list((tmp_path / "cache" / "downloads").iterdir()) == []
+
+
+def test_unreachable_url_is_a_clear_error(tmp_path):
+    plan = plan_for(f"{{source: tarball, version: '6.1', url: 'http://127.0.0.1:9/linux.tar.gz', sha256: \"{'1' * 64}\"}}",
+                    tmp_path)
+    with pytest.raises(KernelError, match="cannot download http://127.0.0.1:9/linux.tar.gz"):
+        obtain_source(plan, tmp_path / "cache", Runner())
+
+
+def test_local_tarball_relative_to_the_profile(tmp_path):
+    sha = make_tarball(tmp_path / "linux.tar.gz")
+    plan = plan_for(f"{{source: tarball, version: '6.1', url: linux.tar.gz, sha256: {sha}}}", tmp_path)
+    assert plan.kernel_url == str(tmp_path / "linux.tar.gz")
+    source, _ = obtain_source(plan, tmp_path / "cache", Runner())
+    assert makefile_version(source) == (6, 1, 5)
+
+
+def test_local_tree_and_a_version_mismatch(tmp_path):
+    tree = tmp_path / "src" / "linux"
+    tree.mkdir(parents=True)
+    (tree / "Makefile").write_bytes(MAKEFILE)
+    plan = plan_for("{source: tree, version: '6.2', path: src/linux}", tmp_path)
+    source, identity = obtain_source(plan, tmp_path / "cache", Runner())
+    assert source == tree and len(identity) == 64
+    with pytest.raises(KernelError, match="is Linux 6.1.5, the profile says kernel.version 6.2"):
+        check_version(makefile_version(source), plan.kernel_version, str(source))
+    (tree / "Makefile").write_bytes(MAKEFILE.replace(b"SUBLEVEL = 5", b"SUBLEVEL = 6"))
+    assert obtain_source(plan, tmp_path / "cache", Runner())[1] != identity   # identity follows the content
+
+
+def test_missing_tree_and_not_a_kernel(tmp_path):
+    plan = plan_for("{source: tree, version: '6.1', path: nowhere}", tmp_path)
+    with pytest.raises(KernelError, match="does not exist"):
+        obtain_source(plan, tmp_path / "cache", Runner())
+    (tmp_path / "nowhere").mkdir()
+    with pytest.raises(KernelError, match="has no Makefile"):
+        makefile_version(tmp_path / "nowhere")
+
+
+def test_debian_linux_source_package(tmp_path):
+    plan = plan_for("{source: debian-source, version: '6.1'}", tmp_path)
+    source, identity = obtain_source(plan, tmp_path / "cache", Runner())
+    version = makefile_version(source)
+    assert version[:2] == (6, 1) and version[2] > 0 and len(identity) == 64
+    check_version(version, "6.1", str(source))
