@@ -74,6 +74,8 @@ def test_image_is_golden_clean():
     assert cat("/etc/machine-id").strip() in ("", "uninitialized")
     assert "console=ttyS0" in cat("/etc/kernel/cmdline") and "systemd.firstboot=off" in cat("/etc/kernel/cmdline")
     assert cat("/usr/lib/systemd/system/pmem-selftest.service").count("ExecCondition=") == 1
+    release = json.loads((OUT / "default" / "manifest.json").read_text())["kernel_release"]
+    assert "CONFIG_ZONE_DEVICE=y" in cat(f"/usr/lib/modules/{release}/config")   # kept for the boot proof
     assert "autologin" not in cat("/usr/lib/systemd/system/serial-getty@.service")
 
 
