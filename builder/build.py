@@ -106,9 +106,12 @@ class BuildLock:
 
 
 def _remove_stale_staging(out_root: Path, name: str) -> None:
-    """Staging dirs of this profile left by a killed build (we hold its lock, so none is live)."""
+    """Staging dirs of this profile left by a killed build (we hold its lock, so none is live).
+    The suffix is mkdtemp's (no '-'), so profile 'a' never touches the staging of profile 'a-b'."""
+    own = re.compile(rf"^\.staging-{re.escape(name)}-[a-z0-9_]+$")
     for stale in out_root.glob(f".staging-{name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if own.match(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _keep_failure_logs(result: Path, destination: Path, hint: str) -> str:
@@ -163,7 +166,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             result_dir = _run_mkosi(runner, staging, out_root, plan, files, kernel)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
-            manifest = _write_results(result_dir, staging, plan, key, mkosi_version, profile_sha256,
+            manifest = _write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                       time.time() - started, kernel, kernel_release)
             replace_dir(result_dir, directory)
         except PmemImageError as error:
@@ -218,7 +221,7 @@ def check_image_kernel(plan: Plan, result: Path, kernel: KernelArtifact | None) 
     return release
 
 
-def _write_results(result: Path, staging: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
+def _write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
                    seconds: float, kernel: KernelArtifact | None, config_release: str) -> dict:
     images = sorted(p for p in result.iterdir() if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config")
     raw = result / f"{plan.name}.raw"

@@ -188,9 +188,11 @@ def prepare_kernel(plan: Plan, out_root: Path, runner: Runner, log_dir: Path) ->
     log = log_dir / "kernel-build.log"
     runner.say(f"kernel: {plan.kernel_source} {plan.kernel_version}, {plan.kernel_base} + "
                f"{', '.join(plan.kernel_fragments)}")
-    source, source_sha256 = obtain_source(plan, cache, runner)
     if runner.dry_run:
+        origin = plan.kernel_url or plan.kernel_path or f"linux-source-{plan.kernel_version}"
+        runner.say(f"kernel: would fetch/verify {origin}, configure, check survival and compile unless cached")
         return None
+    source, source_sha256 = obtain_source(plan, cache, runner)
     check_version(makefile_version(source), plan.kernel_version, str(source))
     build = cache / "kernel-build" / f"{source_sha256[:16]}-{plan.kernel_base}"
     config = configure(plan, source, build, runner, log)

@@ -20,9 +20,10 @@ SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
 
 
 def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
-                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False) -> list[str]:
+                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True) -> list[str]:
     """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
-    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting."""
+    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
+    guest boots as a published image would."""
     argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
@@ -31,9 +32,9 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
     if plan.firmware == "uefi":
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={ovmf_vars}"]
-    oem = [*SELFTEST_OEM_STRINGS, *(["pmem-image:warm-reboot"] if warm_reboot else [])]
+    oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
     argv += ["-drive", f"file={disk},format=qcow2,if=virtio",
-             "-smbios", "type=11," + ",".join(f"value={s}" for s in oem),
+             *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
              "-display", "none", "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
              "-serial", f"file:{serial_log}", "-serial", f"file:{report_log}"]
     return argv

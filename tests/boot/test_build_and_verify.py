@@ -49,6 +49,32 @@ def test_pmem_survives_a_warm_reboot():
     assert "seeds written; warm reboot" in serial and "already has a filesystem; keeping it" in serial
 
 
+def test_published_image_boots_without_running_the_self_test(tmp_path):
+    """No OEM string, no kernel argument: the image reaches its login prompt, writes no report and stays up."""
+    from builder.plan import Plan
+    from builder.proof import BEGIN
+    from builder.qemu import make_overlay, qemu_command
+    from builder.runner import stop
+    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
+    overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"
+    subprocess.run(make_overlay(OUT / "default" / "default.raw", overlay), check=True)
+    process = subprocess.Popen(qemu_command(plan, overlay, serial, tmp_path / "report.log", "tcg", ask_selftest=False),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while "login:" not in (serial.read_text(errors="replace") if serial.exists() else ""):
+            assert process.poll() is None, "QEMU exited before the login prompt"
+            assert time.monotonic() < deadline, "no login prompt in 600 s"
+            time.sleep(1)
+        time.sleep(10)   # the self-test unit would have run by now (it is ordered after the pmem mounts)
+        text = serial.read_text(errors="replace")
+        assert "login:" in text and BEGIN not in text and "Mounted" in text
+        assert process.poll() is None, "the guest powered itself off"
+    finally:
+        stop(process)
+
+
 def test_unchanged_profile_is_a_no_op():
     before = (OUT / "default" / "manifest.json").read_text()
     started = time.monotonic()

@@ -169,6 +169,16 @@ def test_killed_build_leaves_previous_output_and_the_next_build_cleans_up(env):
     assert leftovers(env) == []
 
 
+def test_cleanup_never_touches_another_profiles_staging(env, tmp_path):
+    out = Path(env["PMEM_IMAGE_OUT"])
+    other = out / ".staging-default-uefi-abcd1234"      # a live build of a profile named default-uefi
+    other.mkdir(parents=True)
+    stale = out / ".staging-default-k3j_x9q2"            # left by a killed build of default
+    stale.mkdir()
+    assert finish(build(env))[0] == 0
+    assert other.exists() and not stale.exists()
+
+
 def test_second_concurrent_build_is_refused(env):
     env["FAKE_MKOSI_MODE"] = "hang"
     first = build(env)
