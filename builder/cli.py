@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def load_plan(path: Path) -> tuple[Plan, list[Problem]]:
     """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
-    profile, source, _ = read_profile(path)
+    profile, source = read_profile(path)
     return make_plan(profile, str(path), source, find_debian_mirror())
 
 

@@ -160,7 +160,7 @@ def sort_problems(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
-def read_profile(path: Path) -> tuple[Profile, SourceMap, str]:
+def read_profile(path: Path) -> tuple[Profile, SourceMap]:
     filename = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -168,5 +168,4 @@ def read_profile(path: Path) -> tuple[Profile, SourceMap, str]:
         raise ProfileError(filename, [Problem((), "no such file", "check the path; shipped profiles are in profiles/")])
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(filename, [Problem((), f"cannot read: {exc}", "pass a readable UTF-8 YAML file")])
-    profile, source = profile_from_text(text, filename)
-    return profile, source, text
+    return profile_from_text(text, filename)

@@ -55,7 +55,8 @@ def diagnose_missing_report(serial: str, seconds: float, exited: bool) -> Check:
     return Check("boot report", False, how, _tail(serial))
 
 
-def relevant_lines(serial: str, checks: list[Check], limit: int = 20) -> list[str]:
+def relevant_lines(serial: str, limit: int = 20) -> list[str]:
+    """Serial-log lines about pmem, DAX, mkfs and the filesystems: the evidence for a failed check."""
     words = {"pmem", "dax", "DAX", "mkfs", "EXT4-fs", "XFS", "memmap", "nd_"}
     return [l for l in serial.splitlines() if any(w in l for w in words)][-limit:]
 
@@ -111,7 +112,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     else:
         failed = [c for c in checks if not c.passed]
         for check in failed:
-            check.evidence = check.evidence or relevant_lines(serial, [check])
+            check.evidence = check.evidence or relevant_lines(serial)
     passed = all(c.passed for c in checks)
     result_path = work / "report.json"
     result_path.write_text(json.dumps({

@@ -22,7 +22,7 @@ def plan_of_text(text: str, filename: str = "test.yaml"):
 
 
 def plan_of_file(path: Path):
-    profile, source, _ = read_profile(path)
+    profile, source = read_profile(path)
     return make_plan(profile, str(path), source, TEST_MIRROR)
 
 

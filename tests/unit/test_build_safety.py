@@ -71,6 +71,14 @@ def wait_for(path: Path, seconds: float = 20) -> None:
         time.sleep(0.05)
 
 
+def start_hanging_build(env: dict, *extra: str) -> subprocess.Popen:
+    """A build whose mkosi hangs in 'Installing Debian' until it is stopped."""
+    env["FAKE_MKOSI_MODE"] = "hang"
+    process = build(env, *extra)
+    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    return process
+
+
 def leftovers(env: dict) -> list[str]:
     return sorted(p.name for p in Path(env["PMEM_IMAGE_OUT"]).glob(".staging-*"))
 
@@ -133,9 +141,7 @@ def test_failed_build_keeps_previous_output_and_shows_the_failing_step(env):
 def test_ctrl_c_stops_mkosi_and_keeps_previous_output(env):
     assert finish(build(env))[0] == 0
     before = (output(env) / "manifest.json").read_text()
-    env["FAKE_MKOSI_MODE"] = "hang"
-    process = build(env, "--force")
-    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process = start_hanging_build(env, "--force")
     process.send_signal(signal.SIGINT)
     code, text = finish(process)
     assert code == 130 and "interrupted" in text
@@ -146,9 +152,7 @@ def test_ctrl_c_stops_mkosi_and_keeps_previous_output(env):
 
 
 def test_sigterm_behaves_like_ctrl_c(env):
-    env["FAKE_MKOSI_MODE"] = "hang"
-    process = build(env)
-    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process = start_hanging_build(env)
     process.terminate()
     code, _ = finish(process)
     assert code == 130 and not output(env).exists() and leftovers(env) == []
@@ -157,9 +161,7 @@ def test_sigterm_behaves_like_ctrl_c(env):
 def test_killed_build_leaves_previous_output_and_the_next_build_cleans_up(env):
     assert finish(build(env))[0] == 0
     before = (output(env) / "manifest.json").read_text()
-    env["FAKE_MKOSI_MODE"] = "hang"
-    process = build(env, "--force")
-    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    process = start_hanging_build(env, "--force")
     process.kill()
     process.wait()
     os.kill(int((Path(env["FAKE_MKOSI_STATE"]) / "pid").read_text()), signal.SIGKILL)
@@ -180,9 +182,7 @@ def test_cleanup_never_touches_another_profiles_staging(env, tmp_path):
 
 
 def test_second_concurrent_build_is_refused(env):
-    env["FAKE_MKOSI_MODE"] = "hang"
-    first = build(env)
-    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
+    first = start_hanging_build(env)
     try:
         code, text = finish(build(env))
         assert code == 1 and "another build of this profile is running (pid" in text
