@@ -22,7 +22,7 @@ from . import __version__
 from .errors import PmemImageError
 from .hashing import sha256_file, sha256_of_tree
 from .kconfig import lost_options, parse_dotconfig
-from .kernel_build import KernelArtifact, prepare_kernel
+from .kernel_build import KernelArtifact, debian_source_path, prepare_kernel
 from .plan import Plan
 from .render import RenderedFile
 from .runner import Runner
@@ -134,8 +134,7 @@ def _show_mkosi_step(line: str) -> bool:
 def kernel_source_identity(plan: Plan) -> str:
     """What the build key knows of a kernel source without reading all of it."""
     if plan.kernel_source == "debian-source":
-        series = ".".join(plan.kernel_version.split(".")[:2])
-        tarball = Path(f"/usr/src/linux-source-{series}.tar.xz")
+        _, tarball = debian_source_path(plan)
         stat = tarball.stat() if tarball.exists() else None
         return f"{tarball}:{stat.st_size}:{stat.st_mtime_ns}" if stat else "missing"
     if plan.kernel_source == "tree" and plan.kernel_path and Path(plan.kernel_path).is_dir():

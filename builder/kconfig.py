@@ -33,9 +33,6 @@ class Fragment:
     def covers(self, version: KernelVersion) -> bool:
         return self.minimum <= version and (self.below is None or version < self.below)
 
-    def range_text(self) -> str:
-        return f">={format_version(self.minimum)}" + (f" <{format_version(self.below)}" if self.below else "")
-
 
 def parse_fragment(name: str, text: str) -> Fragment:
     """A fragment file: '# kernels: >=A [<B]' and '# applies: ...' headers, then CONFIG_ lines."""

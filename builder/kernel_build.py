@@ -92,9 +92,14 @@ def fetch_tarball(plan: Plan, cache: Path, runner: Runner) -> Path:
     return tarball
 
 
-def debian_source_tarball(plan: Plan, runner: Runner) -> Path:
+def debian_source_path(plan: Plan) -> tuple[str, Path]:
+    """The linux-source-X.Y package for the plan's kernel version and the tarball it installs."""
     series = ".".join(plan.kernel_version.split(".")[:2])
-    tarball = Path(f"/usr/src/linux-source-{series}.tar.xz")
+    return series, Path(f"/usr/src/linux-source-{series}.tar.xz")
+
+
+def debian_source_tarball(plan: Plan, runner: Runner) -> Path:
+    series, tarball = debian_source_path(plan)
     if not tarball.exists():
         runner.run(["apt-get", "install", "-y", "--no-install-recommends", f"linux-source-{series}"])
         if not tarball.exists() and not runner.dry_run:
