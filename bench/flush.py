@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.flushtest import compile_flush_test  # noqa: E402
+from builder.build.flushtest import compile_flush_test  # noqa: E402
 
 
 def main() -> None:

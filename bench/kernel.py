@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.cli import load_plan  # noqa: E402
-from builder.kconfig import parse_dotconfig  # noqa: E402
-from builder.kernel_build import configure, obtain_source  # noqa: E402
+from builder.cli.main import load_plan  # noqa: E402
+from builder.knowledge.kconfig import parse_dotconfig  # noqa: E402
+from builder.build.kernel import configure, obtain_source  # noqa: E402
 from builder.runner import Runner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

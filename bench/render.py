@@ -11,10 +11,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from builder.host import AptMirror  # noqa: E402
-from builder.loader import profile_from_text  # noqa: E402
-from builder.plan import make_plan  # noqa: E402
-from builder.render import render  # noqa: E402
+from builder.knowledge.host import AptMirror  # noqa: E402
+from builder.profile.loader import profile_from_text  # noqa: E402
+from builder.plan.planner import make_plan  # noqa: E402
+from builder.render.outputs import render  # noqa: E402
 
 MIRROR = AptMirror(archive="http://deb.debian.org/debian")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from .errors import PmemImageError
+from .profile.errors import PmemImageError
 
 TAIL_LINES = 40
 
@@ -65,20 +65,35 @@ class Runner:
         if returncode != 0:
             raise CommandFailed(argv, returncode, list(tail), step, log)
 
-    def capture(self, argv: list[str], *, check: bool = True, timeout: Optional[float] = None) -> str:
+    def capture(self, argv: list[str], *, check: bool = True, timeout: Optional[float] = None,
+                cwd: Optional[Path] = None) -> str:
         """Run a short query command and return its stdout (also under --dry-run: queries are harmless)."""
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        result = self.query(argv, timeout=timeout, cwd=cwd)
         if check and result.returncode != 0:
             raise CommandFailed(argv, result.returncode, result.stderr.splitlines()[-TAIL_LINES:])
         return result.stdout
 
-    def spawn(self, argv: list[str], *, cwd: Optional[Path] = None) -> Optional[subprocess.Popen]:
-        """Start a long-running process (QEMU); the caller must stop() it."""
-        self.say(f"$ {shlex.join(argv)}")
-        if self.dry_run:
+    def query(self, argv: list[str], *, timeout: Optional[float] = None, cwd: Optional[Path] = None
+              ) -> subprocess.CompletedProcess:
+        """Run a short command quietly and return its exit code, stdout and stderr (text) whatever they are."""
+        return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd,
+                              stdin=subprocess.DEVNULL)
+
+    def interactive(self, argv: list[str]) -> int:
+        """Run a command on this terminal (its output is the user's) and return its exit code."""
+        sys.stdout.flush()
+        return subprocess.run(argv).returncode
+
+    def spawn(self, argv: list[str], *, cwd: Optional[Path] = None, quiet: bool = False
+              ) -> Optional[subprocess.Popen]:
+        """Start a long-running process (QEMU); the caller must stop() it. quiet: neither logged nor
+        its stderr kept (probes)."""
+        if not quiet:
+            self.say(f"$ {shlex.join(argv)}")
+        if self.dry_run and not quiet:
             return None
         return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.DEVNULL if quiet else subprocess.PIPE, start_new_session=True)
 
 
 def stop(process: subprocess.Popen, grace: float = 10.0) -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.host import AptMirror
-from builder.loader import profile_from_text, read_profile
-from builder.plan import make_plan
+from builder.knowledge.host import AptMirror
+from builder.profile.loader import profile_from_text, read_profile
+from builder.plan.planner import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "profiles"

@@ -51,9 +51,9 @@ def test_pmem_survives_a_warm_reboot():
 
 def test_published_image_boots_without_running_the_self_test(tmp_path):
     """No OEM string, no kernel argument: the image reaches its login prompt, writes no report and stays up."""
-    from builder.plan import Plan
-    from builder.proof import BEGIN
-    from builder.qemu import make_overlay, qemu_command
+    from builder.plan.planner import Plan
+    from builder.verify.proof import BEGIN
+    from builder.verify.qemu import make_overlay, qemu_command
     from builder.runner import stop
     plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
     overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"

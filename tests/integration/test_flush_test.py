@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.flushtest import compile_flush_test
+from builder.build.flushtest import compile_flush_test
 from builder.runner import Runner
 
 pytestmark = pytest.mark.integration
@@ -127,5 +127,5 @@ def test_seed_survives_in_the_file(binary, tmp_path):
 
 
 def test_cli_runs_it_on_the_host(tmp_path):
-    from builder.cli import main
+    from builder.cli.main import main
     assert main(["flush-test", "--out", str(tmp_path / "out"), "--", "--size", "1M", str(tmp_path)]) == 0

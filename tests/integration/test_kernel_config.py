@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.kconfig import index_kconfig, lost_options, parse_dotconfig, parse_fragment
-from builder.kernel_build import check_survival, configure, makefile_version
+from builder.knowledge.kconfig import index_kconfig, lost_options, parse_dotconfig, parse_fragment
+from builder.build.kernel import check_survival, configure, makefile_version
 from builder.runner import Runner
 from conftest import PROFILES, plan_of_file
 

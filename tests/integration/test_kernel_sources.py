@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.kernel_build import KernelError, check_version, makefile_version, obtain_source
+from builder.build.kernel import KernelError, check_version, makefile_version, obtain_source
 from builder.runner import Runner
 from conftest import plan_of_text
 

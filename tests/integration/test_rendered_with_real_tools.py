@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.render import render
-from builder.tree import write_tree
+from builder.render.outputs import render
+from builder.build.tree import write_tree
 from conftest import FIXTURES, PROFILES, plan_of_file
 
 pytestmark = pytest.mark.integration

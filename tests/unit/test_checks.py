@@ -4,8 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from builder import checks
-from builder.model import Profile
+from builder.knowledge.distros import find_release
+from builder.knowledge.kconfig import bundled_fragments_dir, load_fragments
+from builder.plan import checks
+from builder.plan.backends import memmap
+from builder.plan.checks import CheckContext
+from builder.profile.model import Profile
 
 GOOD = {"name": "good", "distribution": {"name": "debian", "release": "bookworm"},
         "pmem": [{"size": "1G", "offset": "4G"}]}
@@ -17,11 +21,22 @@ def profile(**changes) -> Profile:
     return Profile.model_validate(data)
 
 
-def messages(check, prof, kernel=BOOKWORM):
-    return [(p.path, p.message, p.severity) for p in check(prof, kernel)]
+def context(prof, kernel=BOOKWORM, fragments=None) -> CheckContext:
+    release = find_release(prof.distribution.name, prof.distribution.release)
+    return CheckContext(prof, kernel, release, fragments or load_fragments(bundled_fragments_dir()), "memmap")
 
 
-@pytest.mark.parametrize("check", checks.ALL_CHECKS, ids=lambda c: c.__name__)
+def messages(check, prof, kernel=BOOKWORM, fragments=None):
+    return [(p.path, p.message, p.severity) for p in check(context(prof, kernel, fragments))]
+
+
+def test_registry_holds_generic_and_backend_checks():
+    names = [c.__name__ for c in checks.registered_checks("memmap")]
+    assert "check_mountpoints" in names and "check_region_alignment" in names
+    assert "check_region_alignment" not in [c.__name__ for c in checks.registered_checks("other-backend")]
+
+
+@pytest.mark.parametrize("check", checks.registered_checks("memmap"), ids=lambda c: c.__name__)
 def test_every_check_passes_a_good_profile(check):
     assert messages(check, profile()) == []
 
@@ -53,14 +68,14 @@ def test_region_size_above_zero():
 
 
 def test_region_alignment_names_both_fields_and_offers_neighbours():
-    problems = list(checks.check_region_alignment(profile(pmem=[{"size": "129M", "offset": "4097M"}]), BOOKWORM))
+    problems = list(memmap.check_region_alignment(context(profile(pmem=[{"size": "129M", "offset": "4097M"}]))))
     assert [p.path for p in problems] == [("pmem", 0, "offset"), ("pmem", 0, "size")]
     assert "use 4G or 4224M" in problems[0].hint
 
 
 def test_regions_disjoint_sorts_by_address():
     prof = profile(vm={"memory": "8G"}, pmem=[{"size": "1G", "offset": "5G"}, {"size": "2G", "offset": "4G"}])
-    assert messages(checks.check_regions_disjoint, prof) == [
+    assert messages(memmap.check_regions_disjoint, prof) == [
         (("pmem", 0, "offset"), "region overlaps pmem[1] (4G-6G)", "error")]
 
 
@@ -72,12 +87,12 @@ def test_regions_disjoint_sorts_by_address():
 ])
 def test_regions_inside_ram(memory, machine, offset, ok):
     prof = profile(vm={"memory": memory, "machine": machine}, pmem=[{"size": "1G", "offset": offset}])
-    assert (messages(checks.check_regions_inside_ram, prof) == []) == ok
+    assert (messages(memmap.check_regions_inside_ram, prof) == []) == ok
 
 
 def test_outside_ram_says_where_ram_is():
     prof = profile(vm={"memory": "4G"}, pmem=[{"size": "1G", "offset": "8G"}])
-    (problem,) = checks.check_regions_inside_ram(prof, BOOKWORM)
+    (problem,) = memmap.check_regions_inside_ram(context(prof))
     assert "puts RAM at 0-2G, 4G-6G" in problem.hint and "offset 4G up to 6G" in problem.hint
 
 
@@ -88,8 +103,8 @@ def test_ram_left_for_os():
 
 def test_kaslr_limit_is_a_warning_unless_nokaslr_given():
     regions = [{"size": "128M", "offset": f"{4096 + 128 * i}M"} for i in range(5)]
-    assert messages(checks.check_kaslr_region_limit, profile(pmem=regions))[0][2] == "warning"
-    assert messages(checks.check_kaslr_region_limit, profile(pmem=regions, kernel={"cmdline": ["nokaslr"]})) == []
+    assert messages(memmap.check_kaslr_region_limit, profile(pmem=regions))[0][2] == "warning"
+    assert messages(memmap.check_kaslr_region_limit, profile(pmem=regions, kernel={"cmdline": ["nokaslr"]})) == []
 
 
 @pytest.mark.parametrize("fs, kernel, ok", [("ext4", (5, 9, 0), True), ("ext4", (5, 8, 0), False),
@@ -112,13 +127,16 @@ def test_default_mountpoints_follow_device_order():
 
 
 def test_kernel_cmdline_owned_arguments():
-    prof = profile(kernel={"cmdline": ["quiet", "root=/dev/sda1", "console=tty1"]})
+    prof = profile(kernel={"cmdline": ["quiet", "root=/dev/sda1", "console=tty1", "memmap=1G!8G"]})
     assert [p[0] for p in messages(checks.check_kernel_cmdline, prof)] == [("kernel", "cmdline", 1),
                                                                             ("kernel", "cmdline", 2)]
+    # memmap= belongs to the memmap backend, which owns it
+    assert [p[0] for p in messages(memmap.check_memmap_not_in_cmdline, prof)] == [("kernel", "cmdline", 3)]
 
 
 def test_fragments_must_exist(tmp_path: Path):
-    (tmp_path / "pmem.config").write_text("CONFIG_LIBNVDIMM=y\n")
-    check = checks.check_fragments_exist(tmp_path)
-    assert messages(check, profile(kernel={"fragments": ["pmem"]})) == []
-    assert "available: pmem" in list(check(profile(kernel={"fragments": ["nope"]}), BOOKWORM))[0].hint
+    (tmp_path / "pmem.config").write_text("# kernels: >=4.2\n# applies: always\nCONFIG_LIBNVDIMM=y\n")
+    fragments = load_fragments(tmp_path)
+    assert messages(checks.check_fragments_exist, profile(kernel={"fragments": ["pmem"]}), fragments=fragments) == []
+    found = list(checks.check_fragments_exist(context(profile(kernel={"fragments": ["nope"]}), fragments=fragments)))
+    assert "available: pmem" in found[0].hint

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import main
+from builder.cli.main import main
 from conftest import FIXTURES, PROFILES, ROOT
 
 
@@ -64,7 +64,8 @@ def test_plan_text_and_json(capsys):
     assert "|" in out and "#" in out  # the memory picture shows pmem
     code, out, _ = run(capsys, "plan", "--json", PROFILES / "multi-region.yaml")
     plan = json.loads(out)
-    assert len(plan["hash"]) == 64 and [r["device"] for r in plan["regions"]] == ["pmem0", "pmem1"]
+    assert len(plan["identity_hash"]) == 64 and [r["device"] for r in plan["identity"]["regions"]] == ["pmem0", "pmem1"]
+    assert "description" in plan["view"] and "description" not in plan["identity"]
 
 
 def test_schema_is_json_schema_with_all_keys(capsys):
@@ -75,7 +76,7 @@ def test_schema_is_json_schema_with_all_keys(capsys):
 
 
 def test_internal_errors_are_short_unless_debug(capsys, monkeypatch):
-    import builder.cli as cli
+    import builder.cli.main as cli
     monkeypatch.setattr(cli, "load_plan", lambda path: 1 / 0)
     code, _, err = run(capsys, "plan", PROFILES / "default.yaml")
     assert code == 1 and "internal error: ZeroDivisionError" in err and "Traceback" not in err

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import ProfileError
+from builder.profile.errors import ProfileError
 from conftest import FIXTURES, PROFILES, expectations, plan_of_file
 
 VALID = sorted((FIXTURES / "valid").glob("*.yaml")) + sorted(PROFILES.glob("*.yaml"))

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from builder.host import find_debian_mirror
+from builder.knowledge.host import find_debian_mirror
 
 
 def write(root: Path, name: str, text: str) -> None:

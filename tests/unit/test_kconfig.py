@@ -4,15 +4,21 @@ from pathlib import Path
 
 import pytest
 
-from builder.kconfig import (FragmentError, KconfigSymbol, index_kconfig, load_fragments, lost_options,
+from builder.knowledge.kconfig import (FragmentError, KconfigSymbol, index_kconfig, load_fragments, lost_options,
                              options_text, parse_dotconfig, parse_fragment, required_options, resolve_fragments)
 from conftest import ROOT
 
 SHIPPED = load_fragments(ROOT / "kernel-fragments")
+MEMMAP = "memmap"
 
 
 def names(fragments):
     return [f.name for f in fragments]
+
+
+def test_an_empty_fragment_directory_is_an_error(tmp_path):
+    with pytest.raises(FragmentError, match="no kernel fragments"):
+        load_fragments(tmp_path)
 
 
 def test_every_shipped_fragment_parses_with_a_description():
@@ -21,24 +27,28 @@ def test_every_shipped_fragment_parses_with_a_description():
 
 
 @pytest.mark.parametrize("version, fs, source, expected", [
-    ((6, 1, 0), ["ext4"], False, ["ext4", "pmem-pfn-dax", "pmem"]),
-    ((6, 1, 0), ["xfs", "ext4"], False, ["ext4", "pmem-pfn-dax", "pmem", "xfs"]),
-    ((5, 17, 0), ["ext4"], False, ["ext4", "nd-blk", "pmem-pfn-dax", "pmem"]),     # ND_BLK only before 5.18
-    ((4, 9, 0), ["xfs"], False, ["nd-blk", "pmem", "xfs"]),                       # no pfn/devdax fragment yet
-    ((6, 1, 0), ["none"], True, ["pmem-pfn-dax", "pmem", "proof", "qemu-guest", "systemd"]),
+    ((6, 1, 0), ["ext4"], False, ["ext4", "pmem-legacy", "pmem-pfn-dax", "pmem"]),
+    ((6, 1, 0), ["xfs", "ext4"], False, ["ext4", "pmem-legacy", "pmem-pfn-dax", "pmem", "xfs"]),
+    ((5, 17, 0), ["ext4"], False, ["ext4", "nd-blk", "pmem-legacy", "pmem-pfn-dax", "pmem"]),  # ND_BLK before 5.18
+    ((4, 9, 0), ["xfs"], False, ["nd-blk", "pmem-legacy", "pmem", "xfs"]),       # no pfn/devdax fragment yet
+    ((6, 1, 0), ["none"], True, ["pmem-legacy", "pmem-pfn-dax", "pmem", "proof", "qemu-guest", "systemd"]),
 ])
 def test_resolution_by_version_filesystem_and_source(version, fs, source, expected):
-    assert names(resolve_fragments(SHIPPED, version, fs, [], source)) == expected
+    assert names(resolve_fragments(SHIPPED, version, fs, [], source, MEMMAP)) == expected
+
+
+def test_backend_fragments_apply_only_to_their_backend():
+    assert "pmem-legacy" not in names(resolve_fragments(SHIPPED, (6, 1, 0), ["ext4"], [], False, "nvdimm"))
 
 
 def test_named_fragments_come_last_and_once():
-    chosen = resolve_fragments(SHIPPED, (6, 1, 0), ["ext4"], ["xfs", "pmem"], False)
-    assert names(chosen) == ["ext4", "pmem-pfn-dax", "pmem", "xfs"]
+    chosen = resolve_fragments(SHIPPED, (6, 1, 0), ["ext4"], ["xfs", "pmem"], False, MEMMAP)
+    assert names(chosen) == ["ext4", "pmem-legacy", "pmem-pfn-dax", "pmem", "xfs"]
 
 
 def test_zone_device_and_x86_pmem_legacy_always_requested():
     for version in ((4, 2, 0), (5, 4, 0), (6, 12, 0)):
-        options = required_options(resolve_fragments(SHIPPED, version, ["ext4"], [], False))
+        options = required_options(resolve_fragments(SHIPPED, version, ["ext4"], [], False, MEMMAP))
         assert options["ZONE_DEVICE"] == "y" and options["X86_PMEM_LEGACY"] == "y" and options["FS_DAX"] == "y"
 
 

@@ -1,5 +1,5 @@
-from builder.memory import FOUR_GIB, memory_map, pmem_windows, ram_below_4g, ram_spans, Span
-from builder.sizes import GIB, MIB
+from builder.knowledge.memory import FOUR_GIB, memory_map, pmem_windows, ram_below_4g, ram_spans, Span
+from builder.profile.sizes import GIB, MIB
 
 
 def test_q35_moves_ram_above_2g_once_it_reaches_2_75g():

@@ -1,6 +1,6 @@
-from builder.plan import mount_unit_name
+from builder.plan.planner import mount_unit_name
 from conftest import PROFILES, plan_of_file, plan_of_text
-from builder.sizes import GIB
+from builder.profile.sizes import GIB
 
 BASE = "name: t\ndistribution: {name: debian, release: bookworm}\n"
 
@@ -24,7 +24,7 @@ def test_devices_are_numbered_by_address():
 
 
 def test_old_kernel_gets_legacy_dax_and_uefi_drops_bios_grub():
-    plan, _ = plan_of_text("name: t\ndistribution: {name: debian, release: buster}\nvm: {memory: 2G, firmware: uefi}\n"
+    plan, _ = plan_of_text("name: t\ndistribution: {name: ubuntu, release: focal}\nvm: {memory: 2G, firmware: uefi}\n"
                            "pmem:\n  - {size: 512M, offset: 1G}\n")
     assert plan.regions[0].dax_option == "dax" and not plan.bios_bootloader and "grub-pc-bin" not in plan.packages
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.proof import BEGIN, END, extract_report, judge
-from builder.verify import checks_table, diagnose_missing_report
+from builder.verify.proof import BEGIN, END, extract_report, judge
+from builder.verify.boot import checks_table, diagnose_missing_report
 from conftest import PROFILES, plan_of_file
 
 REPORT = json.loads((Path(__file__).parent.parent / "data" / "report-default.json").read_text())

@@ -3,8 +3,8 @@
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from builder.errors import ProfileError
-from builder.render import render
+from builder.profile.errors import ProfileError
+from builder.render.outputs import render
 from conftest import plan_of_text
 
 sizes = st.one_of(st.sampled_from(["0", "128M", "512M", "1G", "2G", "4G", "5G", "100M", "1T", "7"]),

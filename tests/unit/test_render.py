@@ -6,7 +6,8 @@ import shlex
 
 import pytest
 
-from builder.render import RenderError, _mkosi_value, _plain_field, _shell_checked, render
+from builder.render.escaping import RenderError, mkosi_value as _mkosi_value, plain_field as _plain_field, shell_checked as _shell_checked
+from builder.render.outputs import render
 from conftest import GOLDEN, PROFILES, plan_of_file, plan_of_text
 
 SHIPPED = sorted(PROFILES.glob("*.yaml"))
@@ -97,10 +98,10 @@ def test_shell_templates_refuse_unquoted_values(value):
 
 def test_no_template_interpolates_without_escaping():
     """Every {{ }} in a shell template goes through a quoting filter or is a plan-validated word."""
-    from builder.render import _OUTPUTS
+    from builder.render.outputs import _OUTPUTS
     from importlib import resources
     for output in _OUTPUTS:
-        text = (resources.files("builder") / "templates" / output.template).read_text()
+        text = (resources.files("builder.render") / "templates" / output.template).read_text()
         for expression in re.findall(r"{{(.*?)}}", text):
             if output.finalize is _shell_checked and "|" not in expression:
                 assert expression.strip() in ("region.device",), f"{output.template}: {expression}"

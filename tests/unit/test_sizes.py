@@ -1,6 +1,6 @@
 import pytest
 
-from builder.sizes import GIB, MIB, format_size, human_size, parse_size
+from builder.profile.sizes import GIB, MIB, format_size, human_size, parse_size
 
 
 @pytest.mark.parametrize("text, value", [("1G", GIB), ("512M", 512 * MIB), ("4k", 4096), ("2T", 2 * 1024 * GIB),

@@ -1,0 +1,1 @@
+"""Stage 5, build: rendered tree -> mkosi (and kernels built from source) -> out/<name>/, atomic."""

@@ -1,0 +1,71 @@
+"""What a finished build records beside its image: SHA256SUMS, plan.json and manifest.json."""
+
+import json
+import struct
+import time
+from pathlib import Path
+from typing import Optional
+
+from .. import __version__
+from ..plan.model import Plan
+from ..profile.errors import PmemImageError
+from .hashing import sha256_file
+from .kernel import KernelArtifact
+from .mkosi import KEPT_SUFFIXES
+
+MANIFEST = "manifest.json"
+
+
+def kernel_release_from_bzimage(path: Path) -> str:
+    """The kernel release string a bzImage carries (setup header field kernel_version)."""
+    with open(path, "rb") as stream:
+        header = stream.read(0x210)
+        if len(header) < 0x210 or header[0x202:0x206] != b"HdrS":
+            return ""
+        (offset,) = struct.unpack_from("<H", header, 0x20E)
+        stream.seek(offset + 0x200)
+        return stream.read(256).split(b"\0")[0].decode(errors="replace").split(" ")[0]
+
+
+def read_manifest(directory: Path) -> Optional[dict]:
+    try:
+        return json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
+                  seconds: float, kernel: Optional[KernelArtifact], config_release: str) -> dict:
+    images = sorted(p for p in result.iterdir() if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config")
+    raw = result / f"{plan.name}.raw"
+    if not raw.exists():
+        raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")
+    entries = [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in images]
+    (result / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
+    vmlinuz = result / f"{plan.name}.vmlinuz"
+    manifest = {
+        "name": plan.name,
+        "profile_sha256": profile_sha256,
+        "plan_hash": plan.digest(),
+        "build_key": key,
+        "pmem_image_version": __version__,
+        "mkosi_version": mkosi_version,
+        "distribution": plan.distribution,
+        "release": plan.release,
+        "kernel_release": kernel_release_from_bzimage(vmlinuz) if vmlinuz.exists() else config_release,
+        "kernel_source": plan.kernel_source,
+        "kernel_version": plan.kernel_version,
+        "kernel_build_key": kernel.key if kernel else None,
+        "kernel_built_now": kernel.built if kernel else None,
+        "kernel_fragments": plan.kernel_fragments,
+        "kernel_cmdline": plan.kernel_cmdline,
+        "pmem_backend": plan.pmem_backend,
+        "memmap": [f"memmap={r.memmap}" for r in plan.regions],
+        "image": raw.name,
+        "files": entries,
+        "build_seconds": round(seconds, 1),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    (result / "plan.json").write_text(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    (result / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

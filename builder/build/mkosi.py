@@ -1,0 +1,79 @@
+"""mkosi, the image builder: which version is here, running it on a rendered project, and checking the
+kernel it put into the image."""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Optional
+
+from ..knowledge.kconfig import lost_options, parse_dotconfig
+from ..plan.model import Plan
+from ..profile.errors import PmemImageError
+from ..render.outputs import RenderedFile
+from ..runner import Runner
+from .kernel import KernelArtifact
+from .tree import write_tree
+
+SUPPORTED_SERIES = "24."     # the renderer writes mkosi 24.3 syntax
+KEPT_SUFFIXES = (".raw", ".vmlinuz", ".initrd", ".manifest")
+
+
+def mkosi_version(runner: Runner) -> str:
+    """The installed mkosi's version; 24.x is what the renderer writes for."""
+    if shutil.which("mkosi") is None:
+        raise PmemImageError("mkosi is not installed", "run scripts/bootstrap (as root) to install mkosi 24.3")
+    version = runner.capture(["mkosi", "--version"]).split()[-1]
+    if not version.startswith(SUPPORTED_SERIES):
+        raise PmemImageError(f"mkosi {version} found; pmem-image renders for mkosi 24.x",
+                             "run scripts/bootstrap to install mkosi 24.3 from bookworm-backports")
+    return version
+
+
+def _show_mkosi_step(line: str) -> bool:
+    return line.startswith("‣")
+
+
+def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, RenderedFile],
+              kernel: Optional[KernelArtifact]) -> Path:
+    """Write the project under staging/, build it, and move what we keep into staging/result/."""
+    project, images, result = staging / "project", staging / "images", staging / "result"
+    package_cache = out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
+    if not runner.dry_run:
+        write_tree(files, project)
+        images.mkdir()
+        package_cache.mkdir(parents=True, exist_ok=True)
+    extra = ["--extra-tree", str(kernel.tree)] if kernel else []   # the kernel pmem-image built
+    runner.run(["mkosi", "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
+                *extra, "--force", "build"], log=result / "build.log", show=_show_mkosi_step)
+    if runner.dry_run:
+        return result
+    for produced in images.iterdir():
+        if produced.is_file() and not produced.is_symlink() and \
+                (produced.name.endswith(KEPT_SUFFIXES) or produced.name.startswith("kernel-config-")):
+            os.rename(produced, result / produced.name)
+    return result
+
+
+def check_image_kernel(plan: Plan, result: Path, kernel: Optional[KernelArtifact]) -> str:
+    """The image's kernel has every required option (=y or =m for the distro's); returns its release."""
+    if not plan.kernel_options:
+        raise PmemImageError("the plan requires no kernel options, so the image's kernel cannot be checked",
+                             "the kernel fragments are missing from this installation; reinstall pmem-image")
+    configs = sorted(result.glob("kernel-config-*"))
+    if not configs:
+        raise PmemImageError("the image has no /boot/config-* to check its kernel against the pmem fragments",
+                             f"see {result / 'build.log'}")
+    if kernel is not None:
+        configs = [c for c in configs if c.name == f"kernel-config-{kernel.release}"] or configs
+    problems = []
+    for config in configs:
+        lost = lost_options(plan.kernel_options, parse_dotconfig(config.read_text()), modules_ok=True)
+        problems += [f"  {config.name.removeprefix('kernel-config-')}: {l.format()}" for l in lost]
+    if problems:
+        raise PmemImageError("the image's kernel lacks options pmem emulation needs:\n" + "\n".join(problems),
+                             "use a distribution release whose kernel has them, or build one: "
+                             "kernel.source debian-source|tarball|tree")
+    release = configs[-1].name.removeprefix("kernel-config-")
+    for config in result.glob("kernel-config-*"):
+        config.rename(result / "kernel.config") if config == configs[-1] else config.unlink()
+    return release

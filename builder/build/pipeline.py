@@ -1,0 +1,158 @@
+"""pmem-image build: plan + rendered tree -> mkosi -> out/<name>/, content-addressed and atomic.
+
+The build key hashes the plan's identity, every rendered file that does not depend on the build host
+(templates and the flush test's source included), the mkosi version and the kernel's inputs: an
+unchanged profile with its output present is a no-op, on this machine or another. Everything is built
+in a staging directory under out/ and swapped into out/<name>/ at the end, so a failed, interrupted or
+killed build leaves the previous output as it was.
+"""
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import __version__
+from ..plan.model import Plan
+from ..profile.errors import PmemImageError
+from ..render.outputs import RenderedFile
+from ..runner import Runner
+from .hashing import sha256_file_memo, sha256_of_tree
+from .kernel import prepare_kernel
+from .kernel_sources import debian_source_path
+from .manifest import read_manifest, write_results
+from .mkosi import check_image_kernel, run_mkosi
+from .tree import replace_dir
+
+
+class BuildLocked(PmemImageError):
+    pass
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    directory: Path
+    key: str
+    rebuilt: bool
+    manifest: dict
+
+
+def build_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, kernel_identity: str = "") -> str:
+    digest = hashlib.sha256()
+    for part in (plan.canonical_json(), __version__, mkosi_version, kernel_identity):
+        digest.update(part.encode() + b"\0")
+    for path, rendered in sorted(files.items()):
+        if not rendered.host_specific:
+            digest.update(f"{path}\0{int(rendered.executable)}\0{rendered.content}\0".encode())
+    return digest.hexdigest()
+
+
+def up_to_date(directory: Path, key: str) -> dict | None:
+    """The manifest of an existing output built with `key` whose images are all still there."""
+    manifest = read_manifest(directory)
+    if manifest is None or manifest.get("build_key") != key:
+        return None
+    for image in manifest.get("files", []):
+        path = directory / image["name"]
+        if not path.is_file() or path.stat().st_size != image["size"]:
+            return None
+    return manifest
+
+
+class BuildLock:
+    """An flock on out/.locks/<name>.lock: a second build of the same profile refuses at once."""
+
+    def __init__(self, out_root: Path, name: str):
+        self.path = out_root / ".locks" / f"{name}.lock"
+
+    def __enter__(self) -> "BuildLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another process"
+            self.handle.close()
+            raise BuildLocked(f"another build of this profile is running ({holder})",
+                              "wait for it to finish, then run the build again (it will be a no-op if it succeeded)")
+        self.handle.truncate(0)
+        self.handle.write(f"pid {os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def _remove_stale_staging(out_root: Path, name: str) -> None:
+    """Staging dirs of this profile left by a killed build (we hold its lock, so none is live).
+    The suffix is mkdtemp's (no '-'), so profile 'a' never touches the staging of profile 'a-b'."""
+    own = re.compile(rf"^\.staging-{re.escape(name)}-[a-z0-9_]+$")
+    for stale in out_root.glob(f".staging-{name}-*"):
+        if own.match(stale.name):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _keep_failure_logs(result: Path, destination: Path, hint: str) -> str:
+    """Logs of a failed build go to out/<name>.failed/ (out/<name>/ keeps the last good build)."""
+    logs = sorted(result.glob("*.log"))
+    if not logs:
+        return hint
+    shutil.rmtree(destination, ignore_errors=True)
+    destination.mkdir(parents=True)
+    for log in logs:
+        shutil.copyfile(log, destination / log.name)
+    return re.sub(r"full log: \S+", f"full log: {destination / logs[0].name}", hint) if "full log:" in hint \
+        else (hint + "; " if hint else "") + f"logs in {destination}"
+
+
+def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
+    """The kernel source's content identity (never its path), as far as the build key needs it."""
+    if plan.kernel_source == "debian-source":
+        _, tarball = debian_source_path(plan)
+        return sha256_file_memo(tarball, out_root / ".cache" / "source-hashes.json") if tarball.exists() \
+            else "missing"
+    if plan.kernel_source == "tree" and plan.kernel_path and Path(plan.kernel_path).is_dir():
+        return sha256_of_tree(Path(plan.kernel_path), runner)
+    return plan.kernel_sha256 or ""
+
+
+def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
+          mkosi_version: str, force: bool = False, profile_sha256: str = "") -> BuildResult:
+    out_root = out_root.absolute()
+    directory = out_root / plan.name
+    key = build_key(plan, files, mkosi_version, kernel_source_identity(plan, out_root, runner))
+    if not force and (manifest := up_to_date(directory, key)):
+        runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
+        return BuildResult(directory, key, False, manifest)
+    if runner.dry_run:
+        staging = out_root / f".staging-{plan.name}-DRYRUN"
+        prepare_kernel(plan, out_root, runner, staging / "result")
+        run_mkosi(runner, staging, out_root, files, None)
+        return BuildResult(directory, key, False, {})
+    out_root.mkdir(parents=True, exist_ok=True)
+    with BuildLock(out_root, plan.name):
+        _remove_stale_staging(out_root, plan.name)
+        staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
+        try:
+            started = time.time()
+            (staging / "result").mkdir()
+            kernel = prepare_kernel(plan, out_root, runner, staging / "result")
+            result_dir = run_mkosi(runner, staging, out_root, files, kernel)
+            kernel_release = check_image_kernel(plan, result_dir, kernel)
+            manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
+                                     time.time() - started, kernel, kernel_release)
+            replace_dir(result_dir, directory)
+        except PmemImageError as error:
+            error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    runner.say(f"{plan.name}: built {directory} in {manifest['build_seconds']:.0f}s")
+    return BuildResult(directory, key, True, manifest)

@@ -1,0 +1,223 @@
+"""pmem-image: the command line. Parses arguments, runs pipeline stages, maps errors to exit codes."""
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from .. import __version__
+from ..build.flushtest import run_on_host
+from ..build.mkosi import mkosi_version
+from ..build.pipeline import build
+from ..build.tree import write_tree
+from ..knowledge.host import find_debian_mirror
+from ..plan.model import Plan
+from ..plan.planner import make_plan
+from ..profile.errors import PmemImageError, Problem
+from ..profile.loader import read_profile
+from ..profile.schema import profile_schema
+from ..render.outputs import render
+from ..runner import Runner, Terminated, raise_on_termination
+from ..verify.boot import checks_table, verify
+from .views import plan_text
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def load_plan(path: Path) -> tuple[Plan, list[Problem]]:
+    """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
+    profile, source = read_profile(path)
+    return make_plan(profile, str(path), source, find_debian_mirror())
+
+
+def _print_warnings(warnings: list[Problem], filename: str) -> None:
+    for warning in warnings:
+        print(warning.format(filename), file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    results, failed = [], False
+    for path in args.profiles:
+        try:
+            plan, warnings = load_plan(path)
+        except PmemImageError as error:
+            failed = True
+            problems = getattr(error, "problems", [Problem((), error.message, error.hint)])
+            results.append({"file": str(path), "valid": False, "problems": [p.as_dict(str(path)) for p in problems]})
+            if not args.json:
+                print(error.format(), file=sys.stderr)
+            continue
+        results.append({"file": str(path), "valid": True, "name": plan.name,
+                        "warnings": [w.as_dict(str(path)) for w in warnings]})
+        if not args.json:
+            _print_warnings(warnings, str(path))
+            print(f"{path}: ok ({plan.name}: {plan.distribution} {plan.release}, {len(plan.regions)} pmem region"
+                  f"{'s' if len(plan.regions) != 1 else ''})")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_INVALID if failed else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan, warnings = load_plan(args.profile)
+    _print_warnings(warnings, str(args.profile))
+    if args.json:
+        print(json.dumps({"identity_hash": plan.digest(), "identity": plan.identity(), "view": plan.view()}, indent=2))
+    else:
+        print(plan_text(plan, str(args.profile)), end="")
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    plan, warnings = load_plan(args.profile)
+    _print_warnings(warnings, str(args.profile))
+    files = render(plan)
+    write_tree(files, args.output, force=args.force)
+    if args.json:
+        print(json.dumps({"directory": str(args.output), "files": sorted(files), "hash": plan.digest()}, indent=2))
+    else:
+        print(f"rendered {len(files)} files for {plan.name} into {args.output}; build with: mkosi -C {args.output} build")
+    return EXIT_OK
+
+
+def _out_root(args: argparse.Namespace) -> Path:
+    return args.out or Path(os.environ.get("PMEM_IMAGE_OUT", "out"))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    path = args.profile
+    plan, warnings = load_plan(path)
+    _print_warnings(warnings, str(path))
+    runner = Runner(dry_run=args.dry_run)
+    if os.geteuid() != 0 and not args.dry_run:
+        raise PmemImageError("building an image needs root (mkosi, loop-free repart, package installs)",
+                             "run as root, e.g. sudo ./pmem-image build ...")
+    profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    result = build(plan, render(plan), _out_root(args), runner, mkosi_version=mkosi_version(runner),
+                   force=args.force, profile_sha256=profile_sha)
+    if args.json and not args.verify:
+        print(json.dumps({"directory": str(result.directory), "rebuilt": result.rebuilt, "manifest": result.manifest},
+                         indent=2))
+    if args.verify and not args.dry_run:
+        return _verify_and_report(plan, result.directory, runner, args)
+    return EXIT_OK
+
+
+def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
+    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot)
+    if args.json:
+        print(result.report_path.read_text(), end="")
+    else:
+        print(checks_table(result.checks))
+        print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
+              f"{result.seconds:.0f}s); details in {result.report_path}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    target = args.target
+    if target.is_dir():
+        plan_file = target / "plan.json"
+        if not plan_file.exists():
+            raise PmemImageError(f"{target} holds no plan.json", "pass a profile or a directory made by pmem-image build")
+        plan, directory = Plan.model_validate_json(plan_file.read_text()), target
+    else:
+        plan, warnings = load_plan(target)
+        directory = _out_root(args) / plan.name
+    return _verify_and_report(plan, directory, Runner(), args)
+
+
+def cmd_flush_test(args: argparse.Namespace) -> int:
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return run_on_host(arguments, _out_root(args) / ".cache" / "bin")
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(profile_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _add_verify_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
+    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                        help="auto: KVM if a probe boot works, else TCG")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for the guest's report")
+    parser.add_argument("--warm-reboot", action="store_true",
+                        help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
+    parser.add_argument("--json", action="store_true", help="machine-readable result")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pmem-image", description="Build bootable persistent-memory emulation images from YAML profiles.")
+    parser.add_argument("--version", action="version", version=f"pmem-image {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="check profiles, write nothing")
+    validate.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE")
+    validate.add_argument("--json", action="store_true", help="machine-readable results")
+    validate.set_defaults(func=cmd_validate)
+
+    plan = commands.add_parser("plan", help="show the resolved plan: regions, cmdline, fstab, memory map")
+    plan.add_argument("profile", type=Path, metavar="PROFILE")
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.set_defaults(func=cmd_plan)
+
+    render_ = commands.add_parser("render", help="write the mkosi 24.3 project for a profile")
+    render_.add_argument("profile", type=Path, metavar="PROFILE")
+    render_.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory to write")
+    render_.add_argument("--force", action="store_true", help="replace DIR even if pmem-image did not write it")
+    render_.add_argument("--json", action="store_true", help="machine-readable result")
+    render_.set_defaults(func=cmd_render)
+
+    build_ = commands.add_parser("build", help="build the image with mkosi into out/<name>/ (no-op if unchanged)")
+    build_.add_argument("profile", type=Path, metavar="PROFILE")
+    build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    build_.add_argument("--verify", action="store_true", help="then boot it in QEMU and prove pmem + DAX")
+    _add_verify_options(build_)
+    build_.set_defaults(func=cmd_build)
+
+    verify_ = commands.add_parser("verify", help="boot a built image in QEMU and prove pmem + DAX from inside")
+    verify_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
+    _add_verify_options(verify_)
+    verify_.set_defaults(func=cmd_verify)
+
+    flush = commands.add_parser("flush-test", help="compile and run the pmem flush test on this host",
+                                description="Arguments after -- go to pmem-flush-test, e.g. -- --method all /mnt/pmem0")
+    flush.add_argument("--out", type=Path, help="output root holding the compiled binary's cache")
+    flush.add_argument("arguments", nargs=argparse.REMAINDER, help="pmem-flush-test arguments (try -- --help)")
+    flush.set_defaults(func=cmd_flush_test)
+
+    schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    raise_on_termination()
+    try:
+        return args.func(args)
+    except PmemImageError as error:
+        print(f"pmem-image: error: {error.format()}" if error.exit_code != EXIT_INVALID else error.format(),
+              file=sys.stderr)
+        return error.exit_code
+    except (KeyboardInterrupt, Terminated):
+        print("pmem-image: interrupted; earlier outputs are unchanged", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: short message unless --debug
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"pmem-image: internal error: {type(error).__name__}: {error} (run with --debug for details)",
+                  file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Text views of a plan for people: region table, command line, fstab, memory picture (pure)."""
+
+from ..plan.model import Plan
+from ..profile.sizes import human_size
+from ..render.outputs import render
+
+_GLYPH = {"ram": "=", "reserved": ".", "hole": " ", "pmem": "#"}
+PICTURE_WIDTH = 64
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def _wrap(words: list[str], width: int = 100) -> list[str]:
+    lines, current = [], ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            lines.append("  " + current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return lines + (["  " + current] if current else [])
+
+
+def memory_picture(plan: Plan) -> list[str]:
+    """One strip from address 0 to the end of RAM, each span at least one character wide."""
+    spans = plan.memory_map
+    total = spans[-1].end
+    strip = ""
+    for span in spans:
+        width = max(1, round(PICTURE_WIDTH * (span.end - span.start) / total))
+        strip += _GLYPH[span.kind] * width
+    legend = "  = RAM   # pmem   . reserved (firmware, initrd)   ' ' hole (no RAM)"
+    rows = [[f"0x{s.start:012x}", f"0x{s.end - 1:012x}", human_size(s.end - s.start), s.kind, s.label]
+            for s in spans]
+    return [f"  |{strip}|", f"  0{' ' * (len(strip) - 1)}{human_size(total)}", legend, "",
+            *("  " + r for r in _table(["start", "end", "size", "kind", "what"], rows))]
+
+
+def plan_text(plan: Plan, filename: str) -> str:
+    fstab = render(plan)["mkosi.extra/etc/fstab"].content
+    region_rows = [[f"/dev/{r.device}", f"memmap={r.memmap}", f"0x{r.start:x}-0x{r.start + r.size - 1:x}",
+                    human_size(r.size), r.filesystem, r.mountpoint or "-", r.dax_option or "-"] for r in plan.regions]
+    lines = [
+        f"profile      {filename} ({plan.name})",
+        f"image        {plan.distribution} {plan.release}, kernel {plan.kernel_source} {plan.kernel_version}",
+        f"vm           {plan.machine}, {plan.firmware}, {human_size(plan.memory)} RAM, {plan.cpus} CPUs",
+        f"pmem backend {plan.pmem_backend}",
+        f"identity     {plan.digest()} (what the build key hashes; description and host paths are not in it)",
+        "",
+        "pmem regions",
+        *("  " + r for r in _table(["device", "kernel argument", "physical range", "size", "fs", "mountpoint", "dax"],
+                                   region_rows)),
+        "",
+        "kernel command line",
+        "  " + " ".join(plan.kernel_cmdline),
+        "",
+        "fstab",
+        *("  " + line for line in fstab.splitlines() if line and not line.startswith("#")),
+        "",
+        f"kernel fragments ({'checked against the distribution kernel' if plan.kernel_source == 'distro' else plan.kernel_base + ' + these'})",
+        "  " + " ".join(plan.kernel_fragments),
+        "required kernel options" + (" (=y, or =m for a distribution kernel)" if plan.kernel_source == "distro" else ""),
+        *_wrap([f"{symbol}={value}" for symbol, value in sorted(plan.kernel_options.items())]),
+        "",
+        "packages",
+        "  " + " ".join(plan.packages),
+        "",
+        "guest physical memory",
+        *memory_picture(plan),
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,98 @@
+"""One record per distribution release: everything pmem-image needs to know about it, in one place.
+
+Kernel version (the release's GA kernel), packages, root filesystem, apt suites, module suffix and
+whether mkosi 24.3 can still build it. Checks, plan and render read these records; nothing else
+keys on a release name.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .kernels import KernelVersion
+
+
+@dataclass(frozen=True)
+class Packages:
+    kernel: tuple[str, ...]          # the distribution kernel (left out when pmem-image builds one)
+    base: tuple[str, ...]            # always in the image
+    bios_bootloader: tuple[str, ...]
+    efi_bootloader: tuple[str, ...]  # always: mkosi always makes an ESP
+    xfs: tuple[str, ...]
+    build: tuple[str, ...]           # mkosi's build overlay (compiles the flush test)
+
+
+@dataclass(frozen=True)
+class Release:
+    distribution: str
+    release: str
+    kernel: KernelVersion            # the release's own kernel (major.minor of its kernel package)
+    packages: Packages
+    root_filesystem: str             # mkosi's default root filesystem for this distribution
+    module_suffix: str               # how the distribution kernel's modules end: .ko, .ko.xz, .ko.zst
+    apt_suites: tuple[str, ...] = () # Debian/Ubuntu archive suites, then the security suite
+    apt_security_suite: Optional[str] = None
+    unsupported: str = ""            # why mkosi 24.3 cannot build it ("" when it can)
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.release}"
+
+
+# jq writes the boot self-test's JSON report.
+_DEBIAN_BASE = ("systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux", "procps", "ndctl",
+                "e2fsprogs", "jq")
+_RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs", "jq")
+_DEBIAN = Packages(("linux-image-amd64",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
+                   ("xfsprogs",), ("gcc", "libc6-dev"))
+_UBUNTU = Packages(("linux-image-generic",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
+                   ("xfsprogs",), ("gcc", "libc6-dev"))
+_RPM = Packages(("kernel",), _RPM_BASE, ("grub2-pc", "grub2-pc-modules"), ("grub2-efi-x64", "grub2-efi-x64-modules"),
+                ("xfsprogs",), ("gcc", "glibc-devel"))
+_EOL_FEDORA = "end of life: its packages moved to Fedora's archive, which mkosi 24.3's repositories do not use"
+_EOL_UBUNTU = "end of life: its packages moved to old-releases.ubuntu.com, which mkosi 24.3 does not use"
+
+
+def _debian(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "") -> Release:
+    return Release("debian", release, kernel, _DEBIAN, "ext4", suffix,
+                   (release, f"{release}-updates"), f"{release}-security", unsupported)
+
+
+def _ubuntu(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "") -> Release:
+    return Release("ubuntu", release, kernel, _UBUNTU, "ext4", suffix,
+                   (release, f"{release}-updates"), f"{release}-security", unsupported)
+
+
+def _rpm(distribution: str, release: str, kernel: KernelVersion, unsupported: str = "") -> Release:
+    return Release(distribution, release, kernel, _RPM, "btrfs" if distribution == "fedora" else "xfs", ".ko.xz",
+                   unsupported=unsupported)
+
+
+RELEASES: tuple[Release, ...] = (
+    _debian("buster", (4, 19, 0), ".ko", "archived at archive.debian.org, and its security suite is "
+            "buster/updates, which mkosi 24.3 does not write"),
+    _debian("bullseye", (5, 10, 0), ".ko"),
+    _debian("bookworm", (6, 1, 0), ".ko"),
+    _debian("trixie", (6, 12, 0), ".ko.xz"),
+    _ubuntu("focal", (5, 4, 0), ".ko"),
+    _ubuntu("jammy", (5, 15, 0), ".ko"),
+    _ubuntu("noble", (6, 8, 0), ".ko.zst"),
+    _ubuntu("oracular", (6, 11, 0), ".ko.zst", _EOL_UBUNTU),
+    _ubuntu("plucky", (6, 14, 0), ".ko.zst", _EOL_UBUNTU),
+    _rpm("fedora", "39", (6, 5, 0), _EOL_FEDORA),
+    _rpm("fedora", "40", (6, 8, 0), _EOL_FEDORA),
+    _rpm("fedora", "41", (6, 11, 0), _EOL_FEDORA),
+    _rpm("fedora", "42", (6, 14, 0), _EOL_FEDORA),
+    _rpm("fedora", "43", (6, 17, 0)),
+    _rpm("centos", "8", (4, 18, 0), "end of life: CentOS 8 moved to vault.centos.org, which mkosi 24.3 does not use"),
+    _rpm("centos", "9", (5, 14, 0)),
+    _rpm("centos", "10", (6, 12, 0)),
+)
+_BY_NAME = {(r.distribution, r.release): r for r in RELEASES}
+
+
+def find_release(distribution: str, release: str) -> Optional[Release]:
+    return _BY_NAME.get((distribution, release))
+
+
+def known_releases(distribution: str, buildable_only: bool = True) -> list[str]:
+    return [r.release for r in RELEASES if r.distribution == distribution and not (buildable_only and r.unsupported)]

@@ -1,0 +1,21 @@
+"""Kernel versions: parsing, formatting, and the versions at which pmem capabilities appeared."""
+
+import re
+
+KernelVersion = tuple[int, int, int]
+
+MINIMUM_KERNEL: KernelVersion = (4, 2, 0)      # libnvdimm (PMEM, BLK, BTT) landed in 4.2
+DAX_TRISTATE = {"ext4": (5, 9, 0), "xfs": (5, 8, 0)}  # dax=always|never|inode
+MAP_SYNC_KERNEL: KernelVersion = (4, 15, 0)
+
+
+def parse_version(text: str) -> KernelVersion:
+    match = re.match(r"^([0-9]+)\.([0-9]+)(?:\.([0-9]+))?$", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a kernel version like 6.1 or 6.1.192")
+    return int(match[1]), int(match[2]), int(match[3] or 0)
+
+
+def format_version(version: KernelVersion) -> str:
+    """(6, 1, 0) -> "6.1"; (6, 1, 192) -> "6.1.192"."""
+    return ".".join(str(part) for part in (version if version[2] else version[:2]))

@@ -1,0 +1,10 @@
+"""Native code shipped with pmem-image: the flush test's C source and the flags every build of it uses."""
+
+from importlib import resources
+
+FLUSH_TEST_SOURCE = "pmem-flush-test.c"
+FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
+
+
+def flush_test_source() -> str:
+    return (resources.files(__name__) / FLUSH_TEST_SOURCE).read_text(encoding="utf-8")

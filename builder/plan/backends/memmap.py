@@ -1,0 +1,91 @@
+"""The memmap= backend: memmap=SIZE!OFFSET turns guest RAM into legacy e820 pmem (type 12), which
+nd_e820 exposes as /dev/pmemN. Works on any VM or bare metal; the content is RAM (lost at power-off)."""
+
+from typing import Iterable
+
+from ...knowledge.memory import pmem_windows
+from ...profile.errors import Problem
+from ...profile.sizes import MIB, format_size
+from ..checks import CheckContext, check, describe_ram
+from . import PmemBackend, ProofExpectations, register
+
+SECTION_ALIGN = 128 * MIB          # x86-64 memory section: pfn/devdax code pads collisions to it
+KASLR_MEMMAP_LIMIT = 4             # the decompressor tracks at most 4 memmap= regions
+NAME = "memmap"
+
+
+def needs_nokaslr(region_count: int, cmdline: list[str]) -> bool:
+    """More regions than KASLR tracks: randomisation could land the kernel in one (unless the user said nokaslr)."""
+    return region_count > KASLR_MEMMAP_LIMIT and "nokaslr" not in cmdline
+
+
+class MemmapBackend(PmemBackend):
+    name = NAME
+
+    def kernel_arguments(self, profile, regions) -> list[str]:
+        arguments = [f"memmap={r.memmap}" for r in regions]
+        return arguments + (["nokaslr"] if needs_nokaslr(len(regions), profile.kernel.cmdline) else [])
+
+    def qemu_arguments(self, plan) -> list[str]:
+        return []   # the regions are carved out of -m RAM by the kernel itself
+
+    def expectations(self, plan) -> ProofExpectations:
+        return ProofExpectations(map_sync=True, legacy_e820=True, memmap_cmdline=True)
+
+
+register(MemmapBackend())
+
+
+@check(backend=NAME)
+def check_region_alignment(ctx: CheckContext) -> Iterable[Problem]:
+    for index, region in enumerate(ctx.profile.pmem):
+        for key, value in (("offset", region.offset), ("size", region.size)):
+            if value and value % SECTION_ALIGN:
+                down = value // SECTION_ALIGN * SECTION_ALIGN
+                up = down + SECTION_ALIGN
+                choices = " or ".join(format_size(v) for v in (down, up) if v)
+                yield Problem(("pmem", index, key),
+                              f"{key} {format_size(value)} is not a multiple of 128M (the x86-64 memory section)",
+                              f"use {choices}; 1G multiples are best for fsdax/devdax alignment")
+
+
+@check(backend=NAME)
+def check_regions_disjoint(ctx: CheckContext) -> Iterable[Problem]:
+    ordered = sorted(enumerate(ctx.profile.pmem), key=lambda item: item[1].offset or 0)
+    for (i, a), (j, b) in zip(ordered, ordered[1:]):
+        if a.size and b.size and a.offset + a.size > b.offset:
+            yield Problem(("pmem", j, "offset"),
+                          f"region overlaps pmem[{i}] ({format_size(a.offset)}-{format_size(a.offset + a.size)})",
+                          f"start it at {format_size(a.offset + a.size)} or later")
+
+
+@check(backend=NAME)
+def check_regions_inside_ram(ctx: CheckContext) -> Iterable[Problem]:
+    windows = pmem_windows(ctx.profile.vm.memory, ctx.profile.vm.machine)
+    for index, region in enumerate(ctx.profile.pmem):
+        if not region.size:
+            continue
+        start, end = region.offset, region.offset + region.size
+        if any(w.start <= start and end <= w.end for w in windows):
+            continue
+        yield Problem(("pmem", index, "offset"),
+                      f"region {format_size(region.size)}!{format_size(start)} "
+                      f"({format_size(start)}-{format_size(end)}) is not inside usable guest RAM",
+                      describe_ram(ctx.profile) + "; move the region or raise vm.memory")
+
+
+@check(backend=NAME)
+def check_kaslr_region_limit(ctx: CheckContext) -> Iterable[Problem]:
+    if needs_nokaslr(len(ctx.profile.pmem), ctx.profile.kernel.cmdline):
+        yield Problem(("pmem",), f"{len(ctx.profile.pmem)} memmap= regions: KASLR tracks at most 4 and would "
+                      "give up physical randomisation, so nokaslr is added to the kernel command line",
+                      "use at most 4 regions, or add nokaslr to kernel.cmdline yourself to silence this",
+                      severity="warning")
+
+
+@check(backend=NAME)
+def check_memmap_not_in_cmdline(ctx: CheckContext) -> Iterable[Problem]:
+    for index, argument in enumerate(ctx.profile.kernel.cmdline):
+        if argument.split("=", 1)[0] == "memmap":
+            yield Problem(("kernel", "cmdline", index), f"{argument!r} is set by pmem-image",
+                          "describe the region under pmem: instead")

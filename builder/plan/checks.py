@@ -1,0 +1,194 @@
+"""Semantic checks: each a named function over one CheckContext that yields Problems, registered with
+@check in one place. Checks that only make sense for one pmem backend say so (@check(backend=...)).
+
+Facts behind them: ../shared/reference/pmem-facts.md (memmap, DAX, KASLR) and QEMU's RAM layout
+(knowledge/memory.py). Each problem says what is wrong and how to fix it.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from ..knowledge.distros import Release, find_release, known_releases
+from ..knowledge.kconfig import Fragment
+from ..knowledge.kernels import DAX_TRISTATE, MINIMUM_KERNEL, KernelVersion, format_version, parse_version
+from ..knowledge.memory import pmem_windows, ram_spans
+from ..profile.errors import Problem
+from ..profile.model import Profile
+from ..profile.sizes import GIB, format_size, human_size
+
+MIN_OS_RAM = 1 * GIB
+SOURCE_FIELDS = {"distro": set(), "debian-source": set(), "tarball": {"url", "sha256"}, "tree": {"path"}}
+SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/efi", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc",
+               "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"}
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """Everything a check may look at: the profile, the kernel it boots, its release record, the fragments."""
+    profile: Profile
+    kernel: KernelVersion
+    release: Release
+    fragments: dict[str, Fragment]
+    backend: str
+
+
+Check = Callable[[CheckContext], Iterable[Problem]]
+_REGISTRY: list[tuple[Check, Optional[str]]] = []
+
+
+def check(function: Optional[Check] = None, *, backend: Optional[str] = None):
+    """Register a check (for every plan, or only for plans with the given pmem backend)."""
+    def register(fn: Check) -> Check:
+        _REGISTRY.append((fn, backend))
+        return fn
+    return register(function) if function is not None else register
+
+
+def registered_checks(backend: str) -> list[Check]:
+    return [fn for fn, only in _REGISTRY if only in (None, backend)]
+
+
+def run_checks(context: CheckContext) -> list[Problem]:
+    problems: list[Problem] = []
+    for fn in registered_checks(context.backend):
+        problems.extend(fn(context))
+    return problems
+
+
+def resolve_release(profile: Profile) -> tuple[Optional[Release], list[Problem]]:
+    """The release record a profile names, or why it cannot be built."""
+    name, release = profile.distribution.name, profile.distribution.release
+    record = find_release(name, release)
+    if record is None:
+        return None, [Problem(("distribution", "release"), f"unknown {name} release {release!r}",
+                              f"use one of: {', '.join(known_releases(name))}")]
+    if record.unsupported:
+        return None, [Problem(("distribution", "release"), f"{record.label} cannot be built: {record.unsupported}",
+                              f"use one of: {', '.join(known_releases(name))}")]
+    return record, []
+
+
+def resolve_kernel_version(profile: Profile, record: Release) -> tuple[Optional[KernelVersion], list[Problem]]:
+    """The kernel version a profile will boot, or the problems that prevent knowing it."""
+    source, version = profile.kernel.source, profile.kernel.version
+    if source == "distro":
+        if version is not None and parse_version(version)[:2] != record.kernel[:2]:
+            return None, [Problem(("kernel", "version"),
+                                  f"{record.label} ships kernel {format_version(record.kernel[:2])}, not {version}",
+                                  "drop kernel.version for the distro kernel, or choose a kernel source that builds it")]
+        return record.kernel, []
+    if version is None:
+        return None, [Problem(("kernel", "version"), f"kernel.source {source!r} needs a version",
+                              "add e.g. version: \"6.1.192\" (the version in the source's Makefile)")]
+    return parse_version(version), []
+
+
+def default_mountpoints(profile: Profile) -> dict[int, str]:
+    """Mountpoint per profile index: the one written, else /mnt/pmemN after the device it becomes."""
+    by_address = sorted(range(len(profile.pmem)), key=lambda i: profile.pmem[i].offset or 0)
+    return {index: profile.pmem[index].mountpoint or f"/mnt/pmem{number}"
+            for number, index in enumerate(by_address)}
+
+
+def describe_ram(profile: Profile) -> str:
+    spans = ram_spans(profile.vm.memory, profile.vm.machine)
+    windows = pmem_windows(profile.vm.memory, profile.vm.machine)
+    ram = ", ".join(f"{format_size(s.start)}-{format_size(s.end)}" for s in spans)
+    usable = ", ".join(f"offset {format_size(w.start)} up to {format_size(w.end)}" for w in windows)
+    return (f"vm.memory {format_size(profile.vm.memory)} on {profile.vm.machine} puts RAM at {ram}; "
+            f"pmem may use {usable or 'no range'}")
+
+
+@check
+def check_kernel_version_floor(ctx: CheckContext) -> Iterable[Problem]:
+    if ctx.kernel < MINIMUM_KERNEL:
+        yield Problem(("kernel", "version"), f"kernel {format_version(ctx.kernel)} is older than 4.2, "
+                      "the first with libnvdimm (PMEM, BLK, BTT)", "use a kernel >= 4.2 (4.15+ for MAP_SYNC)")
+
+
+@check
+def check_kernel_source_fields(ctx: CheckContext) -> Iterable[Problem]:
+    kernel = ctx.profile.kernel
+    for key in ("url", "sha256", "path"):
+        given = getattr(kernel, key) is not None
+        if key in SOURCE_FIELDS[kernel.source] and not given:
+            yield Problem(("kernel", key), f"kernel.source {kernel.source} needs {key}",
+                          {"url": "the tarball's URL or local path", "sha256": "sha256sum of the tarball",
+                           "path": "the kernel source directory"}[key])
+        elif given and key not in SOURCE_FIELDS[kernel.source]:
+            owner = next(s for s, keys in SOURCE_FIELDS.items() if key in keys)
+            yield Problem(("kernel", key), f"{key} is only used with source: {owner}", f"drop {key}")
+    if kernel.source == "debian-source" and ctx.profile.distribution.name != "debian":
+        yield Problem(("kernel", "source"), "debian-source builds Debian's linux-source package",
+                      "use distribution debian, or source: tarball")
+
+
+@check
+def check_region_sizes(ctx: CheckContext) -> Iterable[Problem]:
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.size == 0:
+            yield Problem(("pmem", index, "size"), "a pmem region needs a size above 0", "e.g. size: 1G")
+
+
+@check
+def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
+    vm = ctx.profile.vm
+    taken = sum(region.size or 0 for region in ctx.profile.pmem)
+    left = vm.memory - taken
+    if left < MIN_OS_RAM:
+        yield Problem(("vm", "memory"),
+                      f"pmem takes {human_size(taken)} of {human_size(vm.memory)}, "
+                      f"leaving {human_size(max(left, 0))} for the OS (at least 1 GiB is needed)",
+                      f"raise vm.memory to at least {format_size(taken + MIN_OS_RAM)} or shrink the regions")
+
+
+@check
+def check_dax_supported(ctx: CheckContext) -> Iterable[Problem]:
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.filesystem == "none" or region.dax != "always":
+            continue
+        needed = DAX_TRISTATE[region.filesystem]
+        if ctx.kernel < needed:
+            yield Problem(("pmem", index, "dax"),
+                          f"dax=always needs {region.filesystem} on kernel >= {format_version(needed)}; "
+                          f"this profile boots {format_version(ctx.kernel)}",
+                          "use dax: auto (or legacy) to mount with plain -o dax on this kernel")
+
+
+@check
+def check_mountpoints(ctx: CheckContext) -> Iterable[Problem]:
+    seen: dict[str, int] = {}
+    defaults = default_mountpoints(ctx.profile)
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.filesystem == "none":
+            if region.mountpoint is not None:
+                yield Problem(("pmem", index, "mountpoint"), "a region without a filesystem is not mounted",
+                              "drop mountpoint, or set filesystem: ext4 or xfs")
+            continue
+        mountpoint = defaults[index]
+        if mountpoint.rstrip("/") in SYSTEM_DIRS or any(p in (".", "..") for p in mountpoint.split("/")):
+            yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} cannot hold a pmem filesystem",
+                          "use a directory of its own, e.g. /mnt/pmem0")
+        if mountpoint in seen:
+            yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} is already used by pmem[{seen[mountpoint]}]",
+                          "give each region its own mountpoint")
+        seen.setdefault(mountpoint, index)
+
+
+@check
+def check_kernel_cmdline(ctx: CheckContext) -> Iterable[Problem]:
+    owned = {"root": "mkosi sets root=PARTUUID itself",
+             "console": "console=ttyS0 is always set; the boot proof reads the serial console"}
+    for index, argument in enumerate(ctx.profile.kernel.cmdline):
+        key = argument.split("=", 1)[0]
+        if key in owned:
+            yield Problem(("kernel", "cmdline", index), f"{argument!r} is set by pmem-image", owned[key])
+
+
+@check
+def check_fragments_exist(ctx: CheckContext) -> Iterable[Problem]:
+    available = sorted(ctx.fragments)
+    for index, name in enumerate(ctx.profile.kernel.fragments):
+        if name not in ctx.fragments:
+            yield Problem(("kernel", "fragments", index), f"no fragment {name!r} in kernel-fragments/",
+                          f"available: {', '.join(available) or 'none'}")

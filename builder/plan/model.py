@@ -1,0 +1,92 @@
+"""The Plan: every default filled in and every derived value computed once (the contract that render,
+build and verify read). Split in two: the identity (what changes the image, hashed into the build
+key) and the view (where things are on this host and how to show them: never hashed).
+"""
+
+import hashlib
+import json
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict
+
+from ..knowledge.host import AptMirror
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PlannedRegion(Frozen):
+    index: int                    # position in the profile's pmem list
+    device: str                   # pmem0: the kernel numbers regions by address
+    start: int
+    size: int
+    memmap: str                   # SIZE!OFFSET
+    filesystem: Literal["ext4", "xfs", "none"]
+    mountpoint: Optional[str]
+    dax_option: Optional[str]     # dax=always or dax
+    mount_options: list[str]
+    mount_unit: Optional[str]     # systemd's name for the mountpoint's .mount unit
+    mkfs: list[str]               # argv, device last
+
+
+class MemorySpan(Frozen):
+    """One piece of the guest's physical memory picture (for people; not part of the identity)."""
+    start: int
+    end: int                      # exclusive
+    kind: Literal["ram", "reserved", "hole", "pmem"]
+    label: str
+
+
+# Fields that do not change the image: the profile's prose, host paths and the host's mirror
+# (the same profile elsewhere must get the same build key), and display data.
+VIEW_FIELDS = frozenset({"description", "mirror", "kernel_url", "kernel_path", "memory_map"})
+
+
+class Plan(Frozen):
+    # identity
+    renderer_version: str
+    name: str
+    distribution: str
+    release: str
+    apt_suites: list[str]              # Debian/Ubuntu: archive suites of the release record
+    apt_security_suite: Optional[str]
+    root_filesystem: str
+    module_suffix: str                 # the image kernel's module file suffix (.ko, .ko.xz, .ko.zst)
+    kernel_source: str
+    kernel_version: str
+    kernel_sha256: Optional[str]
+    kernel_base: str                   # tinyconfig | defconfig (kernels built from source)
+    kernel_fragments: list[str]        # resolved: automatic ones, then those the profile names
+    kernel_options: dict[str, str]     # SYMBOL -> y/m/n the kernel must end up with
+    kernel_cmdline: list[str]
+    memory: int
+    cpus: int
+    machine: str
+    firmware: Literal["bios", "uefi"]
+    bios_bootloader: bool
+    pmem_backend: Literal["memmap"]
+    regions: list[PlannedRegion]
+    packages: list[str]
+    build_packages: list[str]
+    seed: str
+    source_date_epoch: int
+    # view
+    description: str
+    mirror: Optional[AptMirror]        # this host's Debian mirror (rendered into the package sources)
+    kernel_url: Optional[str]          # tarball: URL, or absolute local path
+    kernel_path: Optional[str]         # tree: absolute path
+    memory_map: list[MemorySpan]
+
+    def identity(self) -> dict:
+        return self.model_dump(mode="json", exclude=set(VIEW_FIELDS))
+
+    def view(self) -> dict:
+        return self.model_dump(mode="json", include=set(VIEW_FIELDS))
+
+    def canonical_json(self) -> str:
+        """The identity as canonical JSON: what the build key hashes."""
+        return json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()

@@ -1,0 +1,136 @@
+"""Profile -> Plan: every default filled in and every derived value computed once.
+
+Templates, the build and the proof only read the Plan; nothing downstream re-derives a memmap
+argument, a mount option or a package name.
+"""
+
+import uuid
+from pathlib import Path
+from typing import Optional
+
+from .. import __version__
+from ..knowledge.distros import Release
+from ..knowledge.host import AptMirror
+from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
+from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
+from ..knowledge.memory import Span, memory_map
+from ..profile.errors import Problem, ProfileError
+from ..profile.loader import SourceMap, sort_problems
+from ..profile.model import Profile
+from ..profile.sizes import format_size
+from .backends import backend_for
+from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
+from .model import MemorySpan, Plan, PlannedRegion
+
+SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
+# Fixed so an unchanged profile gives the same file timestamps; bumped only with the renderer.
+SOURCE_DATE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
+BASE_CMDLINE = ("console=tty0", "console=ttyS0", "rw", "systemd.firstboot=off")
+BACKEND = "memmap"   # the only pmem backend so far; the profile will choose once there are more
+
+
+def _dax_option(filesystem: str, mode: str, kernel: KernelVersion) -> Optional[str]:
+    if filesystem == "none":
+        return None
+    if mode == "legacy" or (mode == "auto" and kernel < DAX_TRISTATE[filesystem]):
+        return "dax"
+    return "dax=always"
+
+
+def _mkfs(filesystem: str, device: str) -> list[str]:
+    if filesystem == "ext4":
+        # mke2fs picks 1 KiB blocks below 512 MiB; DAX needs page-sized blocks.
+        return ["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", device, f"/dev/{device}"]
+    if filesystem == "xfs":
+        # DAX and reflink cannot be used together; xfsprogs >= 5.1 defaults to reflink=1.
+        return ["mkfs.xfs", "-q", "-f", "-m", "reflink=0", "-L", device, f"/dev/{device}"]
+    return []
+
+
+def _local_or_url(url: Optional[str], base_dir: Path) -> Optional[str]:
+    if url is None or "://" in url:
+        return url
+    return str((base_dir / url).resolve())
+
+
+def mount_unit_name(path: str) -> str:
+    """systemd-escape --path --suffix=mount, for the characters a mountpoint may hold here."""
+    escaped = []
+    for part in path.strip("/").split("/"):
+        text = "".join(c if c.isalnum() or c in "_." else f"\\x{ord(c):02x}" for c in part)
+        escaped.append(("\\x2e" + text[1:]) if text.startswith(".") else text)
+    return "-".join(escaped) + ".mount"
+
+
+def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion]:
+    by_address = sorted(enumerate(profile.pmem), key=lambda item: item[1].offset)
+    mountpoints = default_mountpoints(profile)
+    planned = []
+    for number, (index, region) in enumerate(by_address):
+        device = f"pmem{number}"
+        dax = _dax_option(region.filesystem, region.dax, kernel)
+        mountpoint = None if region.filesystem == "none" else mountpoints[index]
+        options = [] if dax is None else [
+            dax, "nofail", f"x-systemd.requires=pmem-mkfs@{device}.service", "x-systemd.device-timeout=60s"]
+        planned.append(PlannedRegion(
+            index=index, device=device, start=region.offset, size=region.size,
+            memmap=f"{format_size(region.size)}!{format_size(region.offset)}", filesystem=region.filesystem,
+            mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None,
+            dax_option=dax, mount_options=options, mkfs=_mkfs(region.filesystem, device)))
+    return planned
+
+
+def _image_packages(record: Release, bios: bool, xfs: bool, distro_kernel: bool) -> list[str]:
+    chosen = record.packages
+    names = [*(chosen.kernel if distro_kernel else ()), *chosen.base, *chosen.efi_bootloader]
+    names += chosen.bios_bootloader if bios else ()
+    names += chosen.xfs if xfs else ()
+    return sorted(set(names))
+
+
+def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[SourceMap] = None,
+              mirror: Optional[AptMirror] = None, fragments_dir: Optional[Path] = None
+              ) -> tuple[Plan, list[Problem]]:
+    """Resolve a validated profile (and its warnings), or raise ProfileError with every problem."""
+    fragments = load_fragments(fragments_dir or bundled_fragments_dir())
+    record, problems = resolve_release(profile)
+    kernel = None
+    if record is not None:
+        kernel, problems = resolve_kernel_version(profile, record)
+    if kernel is not None:
+        problems += run_checks(CheckContext(profile, kernel, record, fragments, BACKEND))
+    if source is not None:
+        problems = [source.locate(p) for p in problems]
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise ProfileError(filename, sort_problems(problems))
+    warnings = [p for p in problems if p.severity == "warning"]
+
+    backend = backend_for(BACKEND)
+    regions = _plan_regions(profile, kernel)
+    cmdline = [*BASE_CMDLINE, *backend.kernel_arguments(profile, regions), *profile.kernel.cmdline]
+    spans = memory_map(profile.vm.memory, profile.vm.machine,
+                       [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions])
+    bios = profile.vm.firmware == "bios"
+    from_source = profile.kernel.source != "distro"
+    chosen = resolve_fragments(fragments, kernel, {r.filesystem for r in regions}, profile.kernel.fragments,
+                               from_source, BACKEND)
+    base_dir = Path(filename).parent if source is not None else Path.cwd()
+    plan = Plan(
+        renderer_version=__version__, name=profile.name, distribution=record.distribution, release=record.release,
+        apt_suites=list(record.apt_suites), apt_security_suite=record.apt_security_suite,
+        root_filesystem=record.root_filesystem, module_suffix=record.module_suffix if not from_source else ".ko",
+        kernel_source=profile.kernel.source, kernel_version=format_version(kernel),
+        kernel_sha256=profile.kernel.sha256, kernel_base=profile.kernel.base,
+        kernel_fragments=[f.name for f in chosen], kernel_options=required_options(chosen), kernel_cmdline=cmdline,
+        memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
+        bios_bootloader=bios, pmem_backend=BACKEND, regions=regions,
+        packages=_image_packages(record, bios, any(r.filesystem == "xfs" for r in regions), not from_source),
+        build_packages=sorted(record.packages.build),
+        seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
+        description=profile.description, mirror=mirror if profile.distribution.name == "debian" else None,
+        kernel_url=_local_or_url(profile.kernel.url, base_dir),
+        kernel_path=str((base_dir / profile.kernel.path).resolve()) if profile.kernel.path else None,
+        memory_map=[MemorySpan(start=s.start, end=s.end, kind=s.kind, label=s.label) for s in spans],
+    )
+    return plan, warnings

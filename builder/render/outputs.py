@@ -1,0 +1,93 @@
+"""Plan -> {relative path: file}: the mkosi 24.3 project, rendered with jinja2 (pure).
+
+One table says, for every output, its template, where it lands, the escaping of its sink, its mode,
+when it is wanted, and whether its content depends on the build host (the host's apt mirror), in
+which case the build key leaves it out: the same profile on another machine is the same build.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import jinja2
+
+from ..native import FLUSH_TEST_CFLAGS, flush_test_source
+from ..plan.model import Plan
+from .escaping import mkosi_value, plain_field, shell, shell_checked, shell_words
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    content: str
+    executable: bool = False
+    host_specific: bool = False   # differs between build hosts for the same plan (not in the build key)
+
+
+def _always(plan: Plan) -> bool:
+    return True
+
+
+def _has_mkfs(plan: Plan) -> bool:
+    return any(region.mkfs for region in plan.regions)
+
+
+def _has_mirror(plan: Plan) -> bool:
+    return plan.mirror is not None
+
+
+@dataclass(frozen=True)
+class _Output:
+    template: str
+    path: str
+    finalize: Callable[[object], str]
+    executable: bool = False
+    wanted: Callable[[Plan], bool] = _always
+    host_specific: bool = False
+
+
+_EXTRA = "mkosi.extra"
+_OUTPUTS = (
+    _Output("mkosi.conf.j2", "mkosi.conf", mkosi_value),
+    _Output("mkosi.sources.j2", "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources", plain_field,
+            wanted=_has_mirror, host_specific=True),
+    _Output("fstab.j2", f"{_EXTRA}/etc/fstab", plain_field),
+    _Output("pmem-mkfs@.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-mkfs@.service", plain_field,
+            wanted=_has_mkfs),
+    _Output("pmem-mkfs.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-mkfs", shell_checked, executable=True,
+            wanted=_has_mkfs),
+    _Output("modules-load.conf.j2", f"{_EXTRA}/etc/modules-load.d/pmem-image.conf", plain_field),
+    _Output("kernel-cmdline.j2", f"{_EXTRA}/etc/kernel/cmdline", plain_field),
+    _Output("grub.cfg.j2", f"{_EXTRA}/etc/default/grub.d/pmem-image.cfg", shell_checked),
+    _Output("pmem-selftest.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-selftest.service", plain_field),
+    _Output("pmem-selftest.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-selftest", shell_checked, executable=True),
+    _Output("selftest-preset.j2", f"{_EXTRA}/usr/lib/systemd/system-preset/50-pmem-image.preset", plain_field),
+    _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", shell_checked, executable=True),
+    _Output("mkosi.finalize.j2", "mkosi.finalize", shell_checked, executable=True),
+)
+
+
+@functools.cache
+def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
+    """One environment per escaping rule, kept so templates compile once per process."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("builder.render", "templates"), undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True, autoescape=False, finalize=finalize)
+    env.filters["shell"] = shell
+    env.filters["shell_words"] = shell_words
+    return env
+
+
+def render(plan: Plan) -> dict[str, RenderedFile]:
+    """The whole mkosi project for a plan; byte-identical for an identical plan."""
+    context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
+               "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS}
+    files = {}
+    for output in _OUTPUTS:
+        if not output.wanted(plan):
+            continue
+        text = _environment(output.finalize).get_template(output.template).render(context)
+        files[output.path] = RenderedFile(text if text.endswith("\n") else text + "\n", output.executable,
+                                          output.host_specific)
+    # The flush test's source is compiled by mkosi.build.chroot inside the build overlay.
+    files["src/pmem-flush-test.c"] = RenderedFile(flush_test_source())
+    return dict(sorted(files.items()))

@@ -1,0 +1,133 @@
+"""pmem-image verify: boot the built image in QEMU, read the guest's report, judge it."""
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..plan.model import Plan
+from ..profile.errors import PmemImageError
+from ..runner import Runner, stop
+from .proof import Check, checks_as_json, extract_report, judge
+from .qemu import copy_ovmf_vars, kvm_works, make_overlay, qemu_command
+
+BOOT_TIMEOUT = {"kvm": 300, "tcg": 900}
+POWEROFF_GRACE = 60
+
+
+@dataclass
+class VerifyResult:
+    passed: bool
+    checks: list[Check]
+    accel: str
+    seconds: float
+    report_path: Path
+
+
+def choose_accel(requested: str, directory: Path, plan: Plan, runner: Runner) -> str:
+    if requested != "auto":
+        return requested
+    works, reason = kvm_works(directory / f"{plan.name}.vmlinuz", directory.parent / ".cache" / "kvm-probe.json",
+                               runner)
+    runner.say(f"KVM {'works' if works else 'not used'}: {reason}; using {'kvm' if works else 'tcg'}")
+    return "kvm" if works else "tcg"
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _tail(text: str, count: int = 15) -> list[str]:
+    return [l for l in text.splitlines() if l.strip()][-count:]
+
+
+def diagnose_missing_report(serial: str, seconds: float, exited: bool) -> Check:
+    """Say why no report came: firmware/GRUB, kernel panic, self-test silent, or a hang."""
+    if "Linux version" not in serial:
+        return Check("boot report", False, "the kernel never started (firmware or GRUB problem)", _tail(serial))
+    panic = [l for l in serial.splitlines() if "Kernel panic" in l or "end Kernel panic" in l]
+    if panic:
+        return Check("boot report", False, "the kernel panicked", panic + _tail(serial, 8))
+    selftest = [l for l in serial.splitlines() if "pmem-selftest" in l or "self-test" in l]
+    if "login:" in serial:
+        return Check("boot report", False, "the system booted but the self-test wrote no report", selftest or _tail(serial))
+    how = "QEMU exited" if exited else f"no report after {seconds:.0f}s: the boot hangs"
+    return Check("boot report", False, how, _tail(serial))
+
+
+def relevant_lines(serial: str, limit: int = 20) -> list[str]:
+    """Serial-log lines about pmem, DAX, mkfs and the filesystems: the evidence for a failed check."""
+    words = {"pmem", "dax", "DAX", "mkfs", "EXT4-fs", "XFS", "memmap", "nd_"}
+    return [l for l in serial.splitlines() if any(w in l for w in words)][-limit:]
+
+
+def _built_kernel_release(directory: Path, plan: Plan) -> str:
+    """The release of a kernel pmem-image built for this image ('' for the distribution's kernel)."""
+    if plan.kernel_source == "distro":
+        return ""
+    try:
+        return json.loads((directory / "manifest.json").read_text()).get("kernel_release", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
+           warm_reboot: bool = False) -> VerifyResult:
+    image = directory / f"{plan.name}.raw"
+    if not image.exists():
+        raise PmemImageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
+    work = directory / "verify"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    serial_log, report_log, overlay = work / "serial.log", work / "report.log", work / "overlay.qcow2"
+    accel = choose_accel(accel, directory, plan, runner)
+    timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
+    runner.run(make_overlay(image, overlay))   # the image itself is never written
+    vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
+    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot)
+    started = time.monotonic()
+    process = runner.spawn(argv)
+    report = None
+    boot_seconds = 0.0
+    try:
+        while process is not None and time.monotonic() - started < timeout:
+            report = extract_report(_read(report_log)) or extract_report(_read(serial_log))
+            if report is not None or process.poll() is not None:
+                break
+            time.sleep(1)
+        boot_seconds = time.monotonic() - started
+        if report is not None and process is not None:
+            runner.say(f"report received after {boot_seconds:.0f}s; waiting for the guest to power off")
+            deadline = time.monotonic() + POWEROFF_GRACE
+            while process.poll() is None and time.monotonic() < deadline:
+                time.sleep(1)
+    finally:
+        if process is not None:
+            stop(process)
+            overlay.unlink(missing_ok=True)
+    serial = _read(serial_log)
+    checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
+    if report is None:
+        checks[0] = diagnose_missing_report(serial, boot_seconds, process is not None and process.returncode is not None)
+    else:
+        failed = [c for c in checks if not c.passed]
+        for check in failed:
+            check.evidence = check.evidence or relevant_lines(serial)
+    passed = all(c.passed for c in checks)
+    result_path = work / "report.json"
+    result_path.write_text(json.dumps({
+        "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel, "warm_reboot": warm_reboot,
+        "boot_seconds": round(boot_seconds, 1), "checks": checks_as_json(checks), "guest_report": report,
+    }, indent=2) + "\n")
+    return VerifyResult(passed, checks, accel, boot_seconds, result_path)
+
+
+def checks_table(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'check':<{width}}  result  detail", f"{'-' * width}  ------  ------"]
+    for check in checks:
+        lines.append(f"{check.name:<{width}}  {'PASS' if check.passed else 'FAIL':<6}  {check.detail}")
+        if not check.passed:
+            lines += [f"{'':<{width}}          | {line}" for line in check.evidence]
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""The boot proof, judged: the guest's JSON report against the plan's expectations (pure)."""
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+from ..knowledge.kconfig import lost_options
+from ..plan.backends import ProofExpectations, backend_for
+from ..plan.model import Plan, PlannedRegion
+from ..profile.sizes import human_size
+
+BEGIN = "===PMEM-IMAGE-REPORT-BEGIN==="
+END = "===PMEM-IMAGE-REPORT-END==="
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+    evidence: list[str] = field(default_factory=list)
+
+
+def extract_report(text: str) -> Optional[dict]:
+    """The last complete JSON report between the markers, or None."""
+    found = None
+    for match in re.finditer(re.escape(BEGIN) + r"\s*(.*?)\s*" + re.escape(END), text, re.S):
+        body = "".join(line.strip() for line in match.group(1).splitlines())
+        try:
+            found = json.loads(body)
+        except ValueError:
+            continue
+    return found
+
+
+def _iomem_ranges(report: dict) -> list[tuple[int, int]]:
+    ranges = []
+    for line in report.get("iomem_pmem", []):
+        match = re.match(r"\s*([0-9a-f]+)-([0-9a-f]+)\s*:", line)
+        if match:
+            ranges.append((int(match[1], 16), int(match[2], 16)))
+    return ranges
+
+
+def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectations) -> list[Check]:
+    dev = f"/dev/{region.device}"
+    end = region.start + region.size - 1
+    checks = []
+    if expect.legacy_e820:
+        checks.append(Check(f"{dev} e820 range", (region.start, end) in _iomem_ranges(report),
+                            f"expected Persistent Memory (legacy) at {region.start:#x}-{end:#x}",
+                            report.get("iomem_pmem", []) + report.get("e820_user_pmem", [])))
+    device = next((d for d in report.get("devices", []) if d.get("name") == region.device), None)
+    if device is None:
+        checks.append(Check(f"{dev} present", False, f"no {dev} (memmap={region.memmap} not turned into a pmem device)",
+                            [d.get("name", "?") for d in report.get("devices", [])]))
+        return checks
+    start = device.get("start")
+    at_start = start is None or int(str(start), 16) == region.start
+    checks.append(Check(f"{dev} size and address", device.get("size") == region.size and at_start,
+                        f"{human_size(device.get('size', 0))} at {start or '?'} (expected {human_size(region.size)} "
+                        f"at {region.start:#x}), namespace {device.get('namespace')} mode {device.get('mode')}"))
+    if region.mountpoint is None:
+        return checks
+    mount = next((m for m in report.get("mounts", []) if m.get("device") == dev), None)
+    if mount is None or mount.get("mountpoint") != region.mountpoint or mount.get("fstype") != region.filesystem:
+        found = f"{mount['device']} on {mount['mountpoint']} ({mount['fstype']})" if mount else "not mounted"
+        checks.append(Check(f"{dev} mounted", False,
+                            f"expected {region.filesystem} on {region.mountpoint}; found {found}"))
+        return checks
+    checks.append(Check(f"{dev} mounted", True, f"{region.filesystem} on {region.mountpoint}"))
+    options = mount.get("options", [])
+    dax_options = [o for o in options if o == "dax" or o.startswith("dax=")]
+    turned_off = [l for l in report.get("dax_messages", []) if "Turning off DAX" in l and region.device in l]
+    flush = mount.get("flush_test")
+    statx_off = isinstance(flush, dict) and flush.get("statx_dax") is False
+    dax_on = bool(dax_options) and dax_options[-1] not in ("dax=never", "dax=inode") and not turned_off and not statx_off
+    checks.append(Check(f"{dev} DAX active", dax_on,
+                        f"mount options {','.join(dax_options) or 'have no dax'}"
+                        + ("; statx says the file is not DAX" if statx_off else "")
+                        + ("; the kernel turned DAX off" if turned_off else ""), turned_off))
+    if not isinstance(flush, dict) or "results" not in flush:
+        checks.append(Check(f"{dev} MAP_SYNC", False, f"no flush test result ({json.dumps(flush)[:200]})"))
+        return checks
+    accepted = flush.get("map_sync") is True
+    seen = "MAP_SYNC accepted" if accepted else f"MAP_SYNC refused: {flush.get('map_sync_error')}"
+    checks.append(Check(f"{dev} MAP_SYNC", accepted == expect.map_sync,
+                        seen + ("" if expect.map_sync else " (this backend must refuse it)")))
+    best = max((r for r in flush["results"] if r["method"] not in ("memcpy",)), key=lambda r: r["gbps"], default=None)
+    checks.append(Check(f"{dev} flush test", flush.get("verification") == "ok",
+                        f"read-back {flush.get('verification')}; selected {flush.get('selected')}"
+                        + (f", best {best['method']} {best['gbps']:.2f} GB/s" if best else "")))
+    return checks
+
+
+def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]:
+    checks = []
+    if kernel_release:
+        running = report.get("kernel_release")
+        checks.append(Check("kernel release", running == kernel_release,
+                            f"running {running}, built {kernel_release}"))
+    config = report.get("kernel_config") or {}
+    lost = lost_options(plan.kernel_options, config, modules_ok=plan.kernel_source == "distro")
+    where = "no kernel config readable in the guest" if not config else f"{len(lost)} missing"
+    if not plan.kernel_options:
+        where = "the plan requires no kernel options (fragments missing), so nothing was checked"
+    checks.append(Check("kernel options", not lost and bool(config) and bool(plan.kernel_options),
+                        f"all {len(plan.kernel_options)} required options present"
+                        if not lost and config and plan.kernel_options else where,
+                        [l.format() for l in lost][:20]))
+    return checks
+
+
+def _warm_reboot_checks(plan: Plan, report: dict) -> list[Check]:
+    results = {r.get("mountpoint"): r for r in report.get("warm_reboot") or []}
+    checks = []
+    for region in plan.regions:
+        if region.mountpoint is None:
+            continue
+        result = results.get(region.mountpoint)
+        checks.append(Check(f"/dev/{region.device} survives warm reboot", bool(result) and result["check_seed"] == "ok",
+                            "seeded pattern written before the reset read back intact" if result and
+                            result["check_seed"] == "ok" else f"check after reboot: {result and result['check_seed']}",
+                            [result["output"]] if result and result["check_seed"] != "ok" else []))
+    return checks
+
+
+def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reboot: bool = False) -> list[Check]:
+    """Every expectation of the plan against the guest's report; `kernel_release`: the one the build made;
+    `warm_reboot`: the guest was asked to write seeds, reboot warm and check them."""
+    if report is None:
+        return [Check("boot report", False, "the guest wrote no report")]
+    expect = backend_for(plan.pmem_backend).expectations(plan)
+    tokens = report.get("cmdline", "").split()
+    checks = [Check("boot report", True, f"kernel {report.get('kernel_release')}")]
+    checks += _kernel_checks(plan, report, kernel_release)
+    for region in plan.regions if expect.memmap_cmdline else ():
+        argument = f"memmap={region.memmap}"
+        checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
+                            f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
+    for region in plan.regions:
+        checks.extend(_region_checks(region, report, expect))
+    if warm_reboot:
+        checks.extend(_warm_reboot_checks(plan, report))
+    failed_pmem_units = [u for u in report.get("failed_units", []) if "pmem" in u]
+    checks.append(Check("pmem units", not failed_pmem_units,
+                        "no pmem unit failed" if not failed_pmem_units else f"failed: {', '.join(failed_pmem_units)}"))
+    return checks
+
+
+def checks_as_json(checks: list[Check]) -> list[dict]:
+    return [asdict(c) for c in checks]

@@ -1,0 +1,97 @@
+"""QEMU command lines for a plan, and the probe that decides between KVM and TCG."""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..plan.backends import backend_for
+from ..plan.model import Plan
+from ..profile.sizes import MIB
+from ..runner import Runner, stop
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+KVM_PROBE_SECONDS = 20
+# OEM strings the self-test looks for (SMBIOS type 11): run the proof, then power off.
+SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
+
+
+def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
+                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True) -> list[str]:
+    """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
+    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
+    guest boots as a published image would."""
+    argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
+    if accel == "kvm":
+        argv += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
+    if plan.firmware == "uefi":
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={ovmf_vars}"]
+    oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
+    argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
+    argv += ["-drive", f"file={disk},format=qcow2,if=virtio",
+             *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
+             "-display", "none", "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
+             "-serial", f"file:{serial_log}", "-serial", f"file:{report_log}"]
+    return argv
+
+
+def kvm_works(kernel: Optional[Path], cache: Optional[Path] = None, runner: Optional[Runner] = None
+              ) -> tuple[bool, str]:
+    """Whether KVM really runs a guest: boot `kernel` under KVM and wait for its banner.
+
+    On some hosts /dev/kvm opens and QEMU starts, but the guest never gets past real mode, so
+    only a timed boot tells. The answer is cached per host boot.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "no usable /dev/kvm"
+    if kernel is None or not kernel.exists():
+        return False, "no kernel to probe KVM with"
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("boot_id") == boot_id:
+                return cached["works"], cached["reason"] + " (cached)"
+        except (OSError, ValueError, KeyError):
+            pass
+    works, reason = _probe_kvm(kernel, runner or Runner())
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"boot_id": boot_id, "works": works, "reason": reason}))
+    return works, reason
+
+
+def _probe_kvm(kernel: Path, runner: Runner) -> tuple[bool, str]:
+    with tempfile.TemporaryDirectory(prefix="pmem-image-kvm-") as tmp:
+        log = Path(tmp) / "serial.log"
+        argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "512M", "-kernel", str(kernel),
+                "-append", "console=ttyS0 panic=-1", "-display", "none", "-monitor", "none", "-nic", "none",
+                "-no-reboot", "-serial", f"file:{log}"]
+        process = runner.spawn(argv, quiet=True)
+        deadline = time.monotonic() + KVM_PROBE_SECONDS
+        try:
+            while time.monotonic() < deadline and process.poll() is None:
+                if log.exists() and b"Linux version" in log.read_bytes():
+                    return True, "a KVM guest kernel printed its banner"
+                time.sleep(0.5)
+            if process.poll() is not None:
+                return False, f"QEMU with KVM exited with code {process.returncode} before the guest printed anything"
+            return False, f"a KVM guest printed nothing in {KVM_PROBE_SECONDS}s (KVM present but not working)"
+        finally:
+            stop(process, grace=0)
+
+
+def make_overlay(image: Path, overlay: Path) -> list[str]:
+    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.absolute()), str(overlay)]
+
+
+def copy_ovmf_vars(destination: Path) -> Path:
+    shutil.copyfile(OVMF_VARS, destination)
+    return destination

@@ -1,0 +1,77 @@
+"""Plan identity vs view: the build key depends only on what changes the image."""
+
+import json
+import shutil
+from pathlib import Path
+
+from builder.build.pipeline import build_key
+from builder.knowledge.host import AptMirror
+from builder.render.outputs import render
+from conftest import PROFILES, plan_of_file, plan_of_text
+from builder.plan.planner import make_plan
+from builder.profile.loader import read_profile
+
+TARBALL = """name: t
+description: {description}
+distribution: {{name: debian, release: bookworm}}
+kernel: {{source: tarball, version: "6.6", url: linux-6.6.tar.xz, sha256: "{sha}"}}
+pmem:
+  - {{size: 1G, offset: {offset}}}
+"""
+
+
+def plan_json(capsys, path: Path) -> dict:
+    from builder.cli.main import main
+    assert main(["plan", "--json", str(path)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_same_profile_in_two_directories_and_a_new_description_keep_the_identity(capsys, tmp_path: Path):
+    first, second = tmp_path / "a" / "p.yaml", tmp_path / "b" / "deeper" / "p.yaml"
+    for path, description in ((first, "one"), (second, "something else entirely")):
+        path.parent.mkdir(parents=True)
+        path.write_text(TARBALL.format(description=description, sha="a" * 64, offset="4G"))
+    a, b = plan_json(capsys, first), plan_json(capsys, second)
+    assert a["identity_hash"] == b["identity_hash"]
+    assert a["view"]["kernel_url"] != b["view"]["kernel_url"]        # host paths are view only
+    assert a["view"]["description"] == "one"
+
+
+def test_a_region_change_changes_the_identity(capsys, tmp_path: Path):
+    path = tmp_path / "p.yaml"
+    path.write_text(TARBALL.format(description="x", sha="a" * 64, offset="4G"))
+    before = plan_json(capsys, path)["identity_hash"]
+    path.write_text(TARBALL.format(description="x", sha="a" * 64, offset="5G"))
+    assert plan_json(capsys, path)["identity_hash"] != before
+    path.write_text(TARBALL.format(description="x", sha="b" * 64, offset="5G"))  # another kernel source
+    assert len({before, plan_json(capsys, path)["identity_hash"]}) == 2
+
+
+def test_the_build_key_ignores_the_hosts_mirror_but_not_the_release_suites():
+    profile, source = read_profile(PROFILES / "default.yaml")
+    keys = set()
+    for mirror in (AptMirror(archive="http://mirror-a.example/debian", security="http://a.example/sec"),
+                   AptMirror(archive="http://mirror-b.example/debian")):
+        plan, _ = make_plan(profile, str(PROFILES / "default.yaml"), source, mirror)
+        files = render(plan)
+        assert mirror.archive in files["mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources"].content
+        keys.add(build_key(plan, files, "24.3"))
+    assert len(keys) == 1
+    trixie, _ = plan_of_text("name: default\ndistribution: {name: debian, release: trixie}\n"
+                             "pmem:\n  - {size: 1G, offset: 4G}\n")
+    assert trixie.apt_suites == ["trixie", "trixie-updates"] and trixie.apt_security_suite == "trixie-security"
+
+
+def test_the_view_holds_only_what_does_not_change_the_image():
+    plan, _ = plan_of_file(PROFILES / "default.yaml")
+    assert set(plan.view()) == {"description", "mirror", "kernel_url", "kernel_path", "memory_map"}
+    assert not set(plan.view()) & set(plan.identity())
+
+
+def test_copied_profile_elsewhere_gets_the_same_build_key(tmp_path: Path):
+    copy = tmp_path / "elsewhere" / "default.yaml"
+    copy.parent.mkdir()
+    shutil.copy(PROFILES / "default.yaml", copy)
+    keys = {build_key(plan, render(plan), "24.3") for plan in (plan_of_file(PROFILES / "default.yaml")[0],
+                                                               plan_of_file(copy)[0])}
+    assert len(keys) == 1
