@@ -4,7 +4,7 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
-from ..native import FLUSH_TEST_CFLAGS as CFLAGS, flush_test_source
+from ..native import HOST_CFLAGS as CFLAGS, flush_test_source
 from ..profile.errors import PmemImageError
 from ..runner import Runner
 

@@ -27,6 +27,13 @@ def kernel_release_from_bzimage(path: Path) -> str:
         return stream.read(256).split(b"\0")[0].decode(errors="replace").split(" ")[0]
 
 
+def file_stamp(path: Path) -> dict:
+    """Size, modification time and inode: a file written in place (a booted .raw) no longer matches, without
+    hashing gigabytes on every no-op build."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+
+
 def read_manifest(directory: Path) -> Optional[dict]:
     try:
         return json.loads((directory / MANIFEST).read_text())
@@ -40,7 +47,7 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
     raw = result / f"{plan.name}.raw"
     if not raw.exists():
         raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")
-    entries = [{"name": p.name, "size": p.stat().st_size, "sha256": sha256_file(p)} for p in images]
+    entries = [{"name": p.name, **file_stamp(p), "sha256": sha256_file(p)} for p in images]
     (result / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
     vmlinuz = result / f"{plan.name}.vmlinuz"
     manifest = {

@@ -25,7 +25,7 @@ from ..runner import Runner
 from .hashing import sha256_file_memo, sha256_of_tree
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
-from .manifest import read_manifest, write_results
+from .manifest import file_stamp, read_manifest, write_results
 from .mkosi import check_image_kernel, run_mkosi
 from .tree import replace_dir
 
@@ -59,7 +59,8 @@ def up_to_date(directory: Path, key: str) -> dict | None:
         return None
     for image in manifest.get("files", []):
         path = directory / image["name"]
-        if not path.is_file() or path.stat().st_size != image["size"]:
+        stamp = file_stamp(path) if path.is_file() else None
+        if stamp is None or any(image.get(key) != value for key, value in stamp.items()):
             return None
     return manifest
 

@@ -5,7 +5,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..profile.errors import PmemImageError
+from ..profile.errors import UsageError
 from ..render.outputs import RenderedFile
 
 MARKER = ".pmem-image-tree"
@@ -17,7 +17,7 @@ def write_tree(files: dict[str, RenderedFile], destination: Path, force: bool = 
     if destination.exists():
         ours = (destination / MARKER).exists() or (destination.is_dir() and not any(destination.iterdir()))
         if not destination.is_dir() or not (ours or force):
-            raise PmemImageError(f"{destination} exists and was not written by pmem-image",
+            raise UsageError(f"{destination} exists and was not written by pmem-image",
                                  "choose another -o directory, or pass --force to replace it")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))

@@ -16,7 +16,9 @@ from ..build.tree import write_tree
 from ..knowledge.host import find_debian_mirror
 from ..plan.model import Plan
 from ..plan.planner import make_plan
-from ..profile.errors import PmemImageError, Problem
+from ..build.manifest import read_manifest
+from ..profile.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROOF_FAILED,
+                              PmemImageError, Problem, UsageError)
 from ..profile.loader import read_profile
 from ..profile.schema import profile_schema
 from ..render.outputs import render
@@ -24,7 +26,6 @@ from ..runner import Runner, Terminated, raise_on_termination
 from ..verify.boot import checks_table, verify
 from .views import plan_text
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def load_plan(path: Path) -> tuple[Plan, list[Problem]]:
@@ -58,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                   f"{'s' if len(plan.regions) != 1 else ''})")
     if args.json:
         print(json.dumps(results, indent=2))
-    return EXIT_INVALID if failed else EXIT_OK
+    return EXIT_BAD_INPUT if failed else EXIT_OK
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -93,14 +94,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     _print_warnings(warnings, str(path))
     runner = Runner(dry_run=args.dry_run)
     if os.geteuid() != 0 and not args.dry_run:
-        raise PmemImageError("building an image needs root (mkosi, loop-free repart, package installs)",
+        raise UsageError("building an image needs root (mkosi, loop-free repart, package installs)",
                              "run as root, e.g. sudo ./pmem-image build ...")
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), _out_root(args), runner, mkosi_version=mkosi_version(runner),
                    force=args.force, profile_sha256=profile_sha)
     if args.json and not args.verify:
-        print(json.dumps({"directory": str(result.directory), "rebuilt": result.rebuilt, "manifest": result.manifest},
-                         indent=2))
+        print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
+                          "manifest": result.manifest}, indent=2))
     if args.verify and not args.dry_run:
         return _verify_and_report(plan, result.directory, runner, args)
     return EXIT_OK
@@ -108,25 +109,40 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
     result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot)
+    code = EXIT_OK if result.passed else EXIT_PROOF_FAILED
     if args.json:
-        print(result.report_path.read_text(), end="")
+        print(json.dumps({"exit_code": code, **json.loads(result.report_path.read_text())}, indent=2))
     else:
         print(checks_table(result.checks))
         print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
               f"{result.seconds:.0f}s); details in {result.report_path}")
-    return EXIT_OK if result.passed else EXIT_FAILED
+    return code
+
+
+def _plan_of_build(directory: Path) -> Plan:
+    plan_file = directory / "plan.json"
+    if not plan_file.exists():
+        raise UsageError(f"{directory} holds no plan.json", "pass a profile or a directory made by pmem-image build")
+    try:
+        return Plan.model_validate_json(plan_file.read_text())
+    except ValueError:
+        raise UsageError(f"{plan_file} was written by another version of pmem-image",
+                         "build the profile again with this version, then verify") from None
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     target = args.target
     if target.is_dir():
-        plan_file = target / "plan.json"
-        if not plan_file.exists():
-            raise PmemImageError(f"{target} holds no plan.json", "pass a profile or a directory made by pmem-image build")
-        plan, directory = Plan.model_validate_json(plan_file.read_text()), target
+        plan, directory = _plan_of_build(target), target
     else:
         plan, warnings = load_plan(target)
         directory = _out_root(args) / plan.name
+        built = read_manifest(directory)
+        # Judging an image by a plan it was not built from would prove (or fail) the wrong thing.
+        if built is not None and built.get("plan_hash") != plan.digest():
+            raise UsageError(f"{directory} was built from a different plan than {target} gives now",
+                             f"build it first (pmem-image build {target}), or verify the build as it is: "
+                             f"pmem-image verify {directory}")
     return _verify_and_report(plan, directory, Runner(), args)
 
 
@@ -140,11 +156,21 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
 def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
                         help="auto: KVM if a probe boot works, else TCG")
-    parser.add_argument("--timeout", type=float, help="seconds to wait for the guest's report")
+    parser.add_argument("--timeout", type=_positive_seconds, help="seconds to wait for the guest's report")
     parser.add_argument("--warm-reboot", action="store_true",
                         help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
     parser.add_argument("--json", action="store_true", help="machine-readable result")
@@ -198,25 +224,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report_error(args: argparse.Namespace, code: int, message: str) -> int:
+    """On stderr for people; with --json also as one JSON object on stdout carrying the same exit code."""
+    print(message, file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"exit_code": code, "error": message}, indent=2))
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     raise_on_termination()
     try:
         return args.func(args)
     except PmemImageError as error:
-        print(f"pmem-image: error: {error.format()}" if error.exit_code != EXIT_INVALID else error.format(),
-              file=sys.stderr)
-        return error.exit_code
+        text = error.format() if error.exit_code == EXIT_BAD_INPUT and not isinstance(error, UsageError) \
+            else f"pmem-image: error: {error.format()}"
+        return _report_error(args, error.exit_code, text)
     except (KeyboardInterrupt, Terminated):
-        print("pmem-image: interrupted; earlier outputs are unchanged", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _report_error(args, EXIT_INTERRUPTED, "pmem-image: interrupted; earlier outputs are unchanged")
     except Exception as error:  # a bug: short message unless --debug
         if args.debug:
             traceback.print_exc()
-        else:
-            print(f"pmem-image: internal error: {type(error).__name__}: {error} (run with --debug for details)",
-                  file=sys.stderr)
-        return EXIT_FAILED
+        return _report_error(args, EXIT_INTERNAL, f"pmem-image: internal error: {type(error).__name__}: {error} "
+                                                  "(run with --debug for details)")
 
 
 if __name__ == "__main__":

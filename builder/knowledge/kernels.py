@@ -4,9 +4,11 @@ import re
 
 KernelVersion = tuple[int, int, int]
 
-MINIMUM_KERNEL: KernelVersion = (4, 2, 0)      # libnvdimm (PMEM, BLK, BTT) landed in 4.2
+# libnvdimm came in 4.2, but DAX needs struct pages for pmem (ZONE_DEVICE), which came in 4.3.
+MINIMUM_KERNEL: KernelVersion = (4, 3, 0)
+MINIMUM_KERNEL_LACKS = "ZONE_DEVICE (struct pages for pmem), without which DAX cannot work; libnvdimm alone came in 4.2"
 DAX_TRISTATE = {"ext4": (5, 9, 0), "xfs": (5, 8, 0)}  # dax=always|never|inode
-MAP_SYNC_KERNEL: KernelVersion = (4, 15, 0)
+MAP_SYNC_KERNEL: KernelVersion = (4, 15, 0)    # mmap(MAP_SHARED_VALIDATE | MAP_SYNC) on DAX files
 
 
 def parse_version(text: str) -> KernelVersion:

@@ -3,7 +3,10 @@
 from importlib import resources
 
 FLUSH_TEST_SOURCE = "pmem-flush-test.c"
-FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
+# The image's build: no -Werror, so a newer distribution compiler's new warning cannot break an image.
+FLUSH_TEST_CFLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra"]
+# Host builds (tests, `pmem-image flush-test`): warnings are errors, so new ones are seen here first.
+HOST_CFLAGS = [*FLUSH_TEST_CFLAGS, "-Werror"]
 
 
 def flush_test_source() -> str:

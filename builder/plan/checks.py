@@ -10,16 +10,23 @@ from typing import Callable, Iterable, Optional
 
 from ..knowledge.distros import Release, find_release, known_releases
 from ..knowledge.kconfig import Fragment
-from ..knowledge.kernels import DAX_TRISTATE, MINIMUM_KERNEL, KernelVersion, format_version, parse_version
+from ..knowledge.kernels import (DAX_TRISTATE, MAP_SYNC_KERNEL, MINIMUM_KERNEL, MINIMUM_KERNEL_LACKS, KernelVersion,
+                                 format_version, parse_version)
 from ..knowledge.memory import pmem_windows, ram_spans
 from ..profile.errors import Problem
 from ..profile.model import Profile
-from ..profile.sizes import GIB, format_size, human_size
+from ..profile.sizes import GIB, MIB, format_size, human_size
 
 MIN_OS_RAM = 1 * GIB
+STRUCT_PAGE_SHARE = 64             # fsdax with map=mem: a 64-byte struct page per 4 KiB page comes from RAM
+XFS_MIN_SIZE = 300 * MIB           # xfsprogs >= 5.19 refuses smaller filesystems
 SOURCE_FIELDS = {"distro": set(), "debian-source": set(), "tarball": {"url", "sha256"}, "tree": {"path"}}
-SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/efi", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc",
-               "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var"}
+# A mountpoint may not be one of these nor lie under them: a fresh mkfs at a cold boot would hide
+# (or, before the mount, receive) system state.
+SYSTEM_TREES = {"/bin", "/boot", "/dev", "/efi", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root",
+                "/run", "/sbin", "/sys", "/tmp", "/usr", "/var"}
+# These may hold a pmem mountpoint below them, but are not one themselves.
+SYSTEM_DIRS = {"/", "/home", "/media", "/mnt", "/opt", "/srv"}
 
 
 @dataclass(frozen=True)
@@ -102,8 +109,10 @@ def describe_ram(profile: Profile) -> str:
 @check
 def check_kernel_version_floor(ctx: CheckContext) -> Iterable[Problem]:
     if ctx.kernel < MINIMUM_KERNEL:
-        yield Problem(("kernel", "version"), f"kernel {format_version(ctx.kernel)} is older than 4.2, "
-                      "the first with libnvdimm (PMEM, BLK, BTT)", "use a kernel >= 4.2 (4.15+ for MAP_SYNC)")
+        yield Problem(("kernel", "version"), f"kernel {format_version(ctx.kernel)} is older than "
+                      f"{format_version(MINIMUM_KERNEL)}: it lacks {MINIMUM_KERNEL_LACKS}",
+                      f"use a kernel >= {format_version(MINIMUM_KERNEL)}; "
+                      f"{format_version(MAP_SYNC_KERNEL)}+ also has MAP_SYNC, which the proof then checks")
 
 
 @check
@@ -133,13 +142,27 @@ def check_region_sizes(ctx: CheckContext) -> Iterable[Problem]:
 @check
 def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
     vm = ctx.profile.vm
-    taken = sum(region.size or 0 for region in ctx.profile.pmem)
-    left = vm.memory - taken
+    pmem = sum(region.size or 0 for region in ctx.profile.pmem)
+    # memmap pmem keeps its struct pages in RAM (fsdax, map=mem): 1/64 of each region.
+    pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem)
+    left = vm.memory - pmem - pages
     if left < MIN_OS_RAM:
+        needed = -(-(pmem + pages + MIN_OS_RAM) // (128 * MIB)) * 128 * MIB
         yield Problem(("vm", "memory"),
-                      f"pmem takes {human_size(taken)} of {human_size(vm.memory)}, "
-                      f"leaving {human_size(max(left, 0))} for the OS (at least 1 GiB is needed)",
-                      f"raise vm.memory to at least {format_size(taken + MIN_OS_RAM)} or shrink the regions")
+                      f"pmem takes {human_size(pmem)} of {human_size(vm.memory)} and its struct pages "
+                      f"{human_size(pages)} more, leaving {human_size(max(left, 0))} for the OS "
+                      "(at least 1 GiB is needed)",
+                      f"raise vm.memory to at least {format_size(needed)} or shrink the regions")
+
+
+@check
+def check_xfs_minimum_size(ctx: CheckContext) -> Iterable[Problem]:
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.filesystem == "xfs" and region.size and region.size < XFS_MIN_SIZE:
+            yield Problem(("pmem", index, "size"),
+                          f"an xfs filesystem of {format_size(region.size)} is too small: xfsprogs 5.19 and later "
+                          "refuse xfs under 300 MiB, so mkfs would fail at boot",
+                          "use size: 384M or more for xfs, or filesystem: ext4")
 
 
 @check
@@ -165,13 +188,22 @@ def check_mountpoints(ctx: CheckContext) -> Iterable[Problem]:
                 yield Problem(("pmem", index, "mountpoint"), "a region without a filesystem is not mounted",
                               "drop mountpoint, or set filesystem: ext4 or xfs")
             continue
-        mountpoint = defaults[index]
-        if mountpoint.rstrip("/") in SYSTEM_DIRS or any(p in (".", "..") for p in mountpoint.split("/")):
-            yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} cannot hold a pmem filesystem",
-                          "use a directory of its own, e.g. /mnt/pmem0")
+        mountpoint = defaults[index].rstrip("/") or "/"
+        under = next((t for t in sorted(SYSTEM_TREES) if mountpoint == t or mountpoint.startswith(t + "/")), None)
+        if under or mountpoint in SYSTEM_DIRS or any(p in (".", "..") for p in mountpoint.split("/")):
+            why = f" (it is in {under}, system state a fresh mkfs at a cold boot would hide)" if under else ""
+            yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} cannot hold a pmem filesystem{why}",
+                          "use a directory of its own, e.g. /mnt/pmem0 or /data")
         if mountpoint in seen:
             yield Problem(("pmem", index, "mountpoint"), f"{mountpoint} is already used by pmem[{seen[mountpoint]}]",
                           "give each region its own mountpoint")
+        for other, other_index in seen.items():
+            inner, outer = (mountpoint, other) if len(mountpoint) > len(other) else (other, mountpoint)
+            if inner != outer and inner.startswith(outer + "/"):
+                yield Problem(("pmem", index, "mountpoint"),
+                              f"{mountpoint} and pmem[{other_index}]'s {other} are nested: {inner} would live on a "
+                              "filesystem that is made afresh at every cold boot",
+                              "give each region a mountpoint of its own, side by side (e.g. /mnt/pmem0, /mnt/pmem1)")
         seen.setdefault(mountpoint, index)
 
 

@@ -113,8 +113,9 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
                        [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions])
     bios = profile.vm.firmware == "bios"
     from_source = profile.kernel.source != "distro"
-    chosen = resolve_fragments(fragments, kernel, {r.filesystem for r in regions}, profile.kernel.fragments,
-                               from_source, BACKEND)
+    # The root filesystem too: a kernel built from source must mount the image's own root.
+    filesystems = {r.filesystem for r in regions} | {record.root_filesystem}
+    chosen = resolve_fragments(fragments, kernel, filesystems, profile.kernel.fragments, from_source, BACKEND)
     base_dir = Path(filename).parent if source is not None else Path.cwd()
     plan = Plan(
         renderer_version=__version__, name=profile.name, distribution=record.distribution, release=record.release,

@@ -44,10 +44,19 @@ class Problem:
         }
 
 
-class PmemImageError(Exception):
-    """An error the user can fix; the CLI prints it without a traceback."""
+# Exit codes, for people and CI alike (README "Exit codes"; --json output carries the same number).
+EXIT_OK = 0            # success
+EXIT_PROOF_FAILED = 1  # the image booted but failed its proof
+EXIT_BAD_INPUT = 2     # a profile or the command's arguments are wrong: fix them
+EXIT_TOOL_FAILED = 3   # the build or a tool failed (mkosi, QEMU, a kernel build, a missing tool)
+EXIT_INTERNAL = 70     # a bug in pmem-image itself (EX_SOFTWARE); --debug shows the traceback
+EXIT_INTERRUPTED = 130 # Ctrl-C, SIGTERM or SIGHUP; earlier outputs are unchanged
 
-    exit_code = 1
+
+class PmemImageError(Exception):
+    """An error the user can fix; the CLI prints it without a traceback. By default a tool or build failure."""
+
+    exit_code = EXIT_TOOL_FAILED
 
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message)
@@ -61,7 +70,7 @@ class PmemImageError(Exception):
 class ProfileError(PmemImageError):
     """A profile that does not validate: every problem found in it, in file order."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, filename: str, problems: list[Problem]):
         self.filename = filename
@@ -70,4 +79,6 @@ class ProfileError(PmemImageError):
 
 
 class UsageError(PmemImageError):
-    exit_code = 2
+    """The command was asked for something it cannot do as given (a path, a missing build, a privilege)."""
+
+    exit_code = EXIT_BAD_INPUT

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, ProfileError
-from .model import Profile
+from .model import Profile, WrittenNumber
 
 Mark = tuple[int, int]  # 1-based line, column
 
@@ -48,8 +48,17 @@ def parse_yaml(text: str) -> tuple[object, SourceMap, list[Problem]]:
     keys: dict[tuple, Mark] = {}
     values: dict[tuple, Mark] = {}
     problems: list[Problem] = []
+    seen: set[int] = set()
 
     def build(node: yaml.Node, path: tuple) -> object:
+        # An alias is the same node object met again: refused, so a recursive alias cannot recurse and an
+        # alias bomb cannot expand (a profile is short; anchors buy nothing here).
+        if id(node) in seen:
+            where = keys.get(path) or values.get(path[:-1]) or _mark(node)   # the alias's key, not its anchor
+            problems.append(Problem(path, "YAML anchors and aliases (&name, *name) are not supported",
+                                    "write the value out in full").located(*where))
+            return None
+        seen.add(id(node))
         values[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             result: dict = {}
@@ -68,6 +77,8 @@ def parse_yaml(text: str) -> tuple[object, SourceMap, list[Problem]]:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [build(item, path + (index,)) for index, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:float":
+            return WrittenNumber(node.value)   # as written: 6.10 stays 6.10 where a name is wanted
         return loader.construct_object(node, deep=True)
 
     data = build(root, ()) if root is not None else None

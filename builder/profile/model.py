@@ -28,9 +28,19 @@ Size = Annotated[
 ]
 
 
+class WrittenNumber(str):
+    """A YAML number kept as the text it was written as (the loader makes these): `version: 6.10` is
+    "6.10", not the float 6.1."""
+
+
 def _as_text(value: object) -> object:
-    """YAML reads `release: 9` or `version: 6.1` as numbers; they are names here."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    """YAML reads `release: 9` or `version: 6.12` as numbers; they are names here, taken as written."""
+    if isinstance(value, WrittenNumber):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"{value!r} is a number here and may have lost digits (6.10 reads as 6.1); "
+                         "write it in quotes, e.g. \"6.10\"")
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
 

@@ -57,7 +57,6 @@ _OUTPUTS = (
             wanted=_has_mkfs),
     _Output("modules-load.conf.j2", f"{_EXTRA}/etc/modules-load.d/pmem-image.conf", plain_field),
     _Output("kernel-cmdline.j2", f"{_EXTRA}/etc/kernel/cmdline", plain_field),
-    _Output("grub.cfg.j2", f"{_EXTRA}/etc/default/grub.d/pmem-image.cfg", shell_checked),
     _Output("pmem-selftest.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-selftest.service", plain_field),
     _Output("pmem-selftest.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-selftest", shell_checked, executable=True),
     _Output("selftest-preset.j2", f"{_EXTRA}/usr/lib/systemd/system-preset/50-pmem-image.preset", plain_field),

@@ -1,13 +1,14 @@
 """pmem-image verify: boot the built image in QEMU, read the guest's report, judge it."""
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..plan.model import Plan
-from ..profile.errors import PmemImageError
+from ..profile.errors import UsageError
 from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
 from .qemu import copy_ovmf_vars, kvm_works, make_overlay, qemu_command
@@ -76,7 +77,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
            warm_reboot: bool = False) -> VerifyResult:
     image = directory / f"{plan.name}.raw"
     if not image.exists():
-        raise PmemImageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
+        raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
     work = directory / "verify"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -97,6 +98,8 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
                 break
             time.sleep(1)
         boot_seconds = time.monotonic() - started
+        # Whether QEMU ended by itself, read before stop() below reaps it (after that it always has).
+        exited_by_itself = process is not None and process.poll() is not None
         if report is not None and process is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; waiting for the guest to power off")
             deadline = time.monotonic() + POWEROFF_GRACE
@@ -109,7 +112,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     serial = _read(serial_log)
     checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
     if report is None:
-        checks[0] = diagnose_missing_report(serial, boot_seconds, process is not None and process.returncode is not None)
+        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself)
     else:
         failed = [c for c in checks if not c.passed]
         for check in failed:
@@ -123,11 +126,20 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     return VerifyResult(passed, checks, accel, boot_seconds, result_path)
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Guest text for a terminal: C0/C1 control characters (escape sequences included) shown as '?', so a
+    verified image cannot drive the user's terminal."""
+    return _UNPRINTABLE.sub("?", text)
+
+
 def checks_table(checks: list[Check]) -> str:
     width = max(len(c.name) for c in checks)
     lines = [f"{'check':<{width}}  result  detail", f"{'-' * width}  ------  ------"]
     for check in checks:
-        lines.append(f"{check.name:<{width}}  {'PASS' if check.passed else 'FAIL':<6}  {check.detail}")
+        lines.append(f"{check.name:<{width}}  {'PASS' if check.passed else 'FAIL':<6}  {printable(check.detail)}")
         if not check.passed:
-            lines += [f"{'':<{width}}          | {line}" for line in check.evidence]
+            lines += [f"{'':<{width}}          | {printable(line)}" for line in check.evidence]
     return "\n".join(lines)

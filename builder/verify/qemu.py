@@ -31,15 +31,21 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
     else:
         argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
     if plan.firmware == "uefi":
-        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
-                 "-drive", f"if=pflash,format=raw,unit=1,file={ovmf_vars}"]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars)}"]
     oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
     argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
-    argv += ["-drive", f"file={disk},format=qcow2,if=virtio",
+    argv += ["-drive", f"file={option_value(disk)},format=qcow2,if=virtio",
              *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
              "-display", "none", "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
-             "-serial", f"file:{serial_log}", "-serial", f"file:{report_log}"]
+             "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
+             "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
     return argv
+
+
+def option_value(path: Path) -> str:
+    """A path inside a QEMU option string: ',' separates options there, so a literal one is doubled."""
+    return str(path).replace(",", ",,")
 
 
 def kvm_works(kernel: Optional[Path], cache: Optional[Path] = None, runner: Optional[Runner] = None

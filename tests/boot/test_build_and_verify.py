@@ -15,7 +15,7 @@ from conftest import PMEM_IMAGE, PROFILES, ROOT
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
-PROVEN = ["default", "debian-xfs-uefi", "multi-region"]
+PROVEN = ["default", "debian-xfs-uefi", "multi-region", "trixie"]
 
 
 def pmem_image(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -136,3 +136,24 @@ def test_kernel_built_from_debian_source_boots_and_proves():
     # a second image with the same kernel does not compile it again
     rebuilt = pmem_image("build", "--force", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
     assert rebuilt.returncode == 0 and "kernel: cached build" in rebuilt.stderr, rebuilt.stderr[-3000:]
+
+
+def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
+    """The default image's kernel booted with a root it can never find (rootwait): it prints its banner and
+    then waits forever. verify must say the boot hangs (QEMU is still running), not that QEMU exited."""
+    from builder.plan.model import Plan
+    from builder.runner import Runner
+    from builder.verify import boot
+    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
+    kernel = OUT / "default" / "default.vmlinuz"
+
+    def hanging_guest(plan, disk, serial_log, report_log, accel, *rest, **options):
+        return ["qemu-system-x86_64", "-accel", "tcg", "-m", "512M", "-kernel", str(kernel),
+                "-append", "console=ttyS0 root=/dev/nowhere rootwait", "-display", "none", "-monitor", "none",
+                "-nic", "none", "-serial", f"file:{serial_log}", "-serial", f"file:{report_log}"]
+
+    monkeypatch.setattr(boot, "qemu_command", hanging_guest)
+    result = boot.verify(plan, OUT / "default", Runner(), accel="tcg", timeout=40)
+    assert not result.passed
+    assert "the boot hangs" in result.checks[0].detail, result.checks[0]
+    assert "Linux version" in (OUT / "default" / "verify" / "serial.log").read_text(errors="replace")

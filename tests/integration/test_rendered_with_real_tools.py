@@ -80,8 +80,8 @@ def test_fstab_verifies_with_findmnt(trees, name):
     assert all(r.dax_option in e["options"].split(",") for e, r in zip(entries, mounted))
 
 
-SCRIPTS = ["mkosi.build.chroot", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs", "mkosi.extra/usr/lib/pmem-image/pmem-selftest",
-           "mkosi.extra/etc/default/grub.d/pmem-image.cfg"]
+SCRIPTS = ["mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
+           "mkosi.extra/usr/lib/pmem-image/pmem-selftest"]
 
 
 @pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])

@@ -120,6 +120,15 @@ def test_force_rebuilds(env):
     assert (output(env) / "default.raw").read_text() == "disk-3"
 
 
+def test_an_image_written_in_place_is_not_up_to_date(env):
+    """Same size, new content (a .raw booted without an overlay): the no-op check must see it."""
+    assert finish(build(env))[0] == 0
+    time.sleep(0.01)
+    (output(env) / "default.raw").write_text("disk-9")
+    code, text = finish(build(env))
+    assert code == 0 and "up to date" not in text and (output(env) / "default.raw").read_text() == "disk-1"
+
+
 def test_deleted_image_triggers_a_rebuild(env):
     assert finish(build(env))[0] == 0
     (output(env) / "default.raw").unlink()
@@ -132,7 +141,7 @@ def test_failed_build_keeps_previous_output_and_shows_the_failing_step(env):
     before = (output(env) / "manifest.json").read_text()
     env["FAKE_MKOSI_MODE"] = "fail"
     code, text = finish(build(env, "--force"))
-    assert code == 1 and "during step 'Something broke'" in text and "Unable to locate package" in text
+    assert code == 3 and "during step 'Something broke'" in text and "Unable to locate package" in text
     assert f"full log: {Path(env['PMEM_IMAGE_OUT']) / 'default.failed' / 'build.log'}" in text and "Traceback" not in text
     assert "Unable to locate package" in (Path(env["PMEM_IMAGE_OUT"]) / "default.failed" / "build.log").read_text()
     assert (output(env) / "manifest.json").read_text() == before and leftovers(env) == []
@@ -185,7 +194,7 @@ def test_second_concurrent_build_is_refused(env):
     first = start_hanging_build(env)
     try:
         code, text = finish(build(env))
-        assert code == 1 and "another build of this profile is running (pid" in text
+        assert code == 3 and "another build of this profile is running (pid" in text
     finally:
         first.send_signal(signal.SIGINT)
         finish(first)
@@ -195,7 +204,7 @@ def test_distro_kernel_missing_a_required_option_fails_the_build(env, tmp_path):
     config = Path(env["FAKE_KERNEL_CONFIG"])
     config.write_text(config.read_text().replace("CONFIG_ZONE_DEVICE=y", "# CONFIG_ZONE_DEVICE is not set"))
     code, text = finish(build(env))
-    assert code == 1 and "lacks options pmem emulation needs" in text and "CONFIG_ZONE_DEVICE: wanted y, got n" in text
+    assert code == 3 and "lacks options pmem emulation needs" in text and "CONFIG_ZONE_DEVICE: wanted y, got n" in text
     assert not output(env).exists() and leftovers(env) == []
 
 

@@ -42,8 +42,9 @@ def test_every_check_passes_a_good_profile(check):
 
 
 def test_kernel_version_floor():
-    assert "older than 4.2" in messages(checks.check_kernel_version_floor, profile(), (4, 1, 0))[0][1]
-    assert messages(checks.check_kernel_version_floor, profile(), (4, 2, 0)) == []
+    assert "older than 4.3: it lacks ZONE_DEVICE" in messages(checks.check_kernel_version_floor, profile(),
+                                                              (4, 2, 0))[0][1]
+    assert messages(checks.check_kernel_version_floor, profile(), (4, 3, 0)) == []
 
 
 @pytest.mark.parametrize("kernel, paths", [
@@ -140,3 +141,28 @@ def test_fragments_must_exist(tmp_path: Path):
     assert messages(checks.check_fragments_exist, profile(kernel={"fragments": ["pmem"]}), fragments=fragments) == []
     found = list(checks.check_fragments_exist(context(profile(kernel={"fragments": ["nope"]}), fragments=fragments)))
     assert "available: pmem" in found[0].hint
+
+
+def test_struct_pages_of_pmem_count_against_the_os_ram():
+    """6G of pmem in 7G of RAM leaves exactly 1 GiB by size, but its struct pages (96 MiB) come from RAM too."""
+    prof = profile(vm={"memory": "7G"}, pmem=[{"size": "6G", "offset": "4G"}])
+    (message,) = messages(checks.check_ram_left_for_os, prof)
+    assert "struct pages 96 MiB" in message[1]
+    assert messages(checks.check_ram_left_for_os, profile(vm={"memory": "7296M"},
+                                                          pmem=[{"size": "6G", "offset": "4G"}])) == []
+
+
+@pytest.mark.parametrize("size, ok", [("256M", False), ("384M", True)])
+def test_xfs_needs_300_mib(size, ok):
+    prof = profile(pmem=[{"size": size, "offset": "4G", "filesystem": "xfs"}])
+    assert (messages(checks.check_xfs_minimum_size, prof) == []) == ok
+    assert messages(checks.check_xfs_minimum_size, profile(pmem=[{"size": size, "offset": "4G"}])) == []
+
+
+@pytest.mark.parametrize("mountpoint, ok", [
+    ("/mnt/pmem0", True), ("/data", True), ("/srv/pmem", True), ("/home/dev/pmem", True),
+    ("/etc/systemd", False), ("/var/lib/x", False), ("/usr/local", False), ("/boot/efi", False), ("/srv", False),
+    ("/mnt", False)])
+def test_mountpoints_under_system_trees(mountpoint, ok):
+    prof = profile(pmem=[{"size": "1G", "offset": "4G", "mountpoint": mountpoint}])
+    assert (messages(checks.check_mountpoints, prof) == []) == ok

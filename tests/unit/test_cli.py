@@ -26,7 +26,8 @@ def test_validate_bad_profile_exit_2_without_traceback(capsys):
     bad = FIXTURES / "invalid" / "outside-ram.yaml"
     code, out, err = run(capsys, "validate", bad)
     assert code == 2 and "Traceback" not in err
-    assert err.startswith(f"{bad}:8:24: pmem[0].offset: region 1G!4G") and "\n  hint: " in err
+    assert f"{bad}:8:24: pmem[0].offset: region 1G!4G" in err and "\n  hint: " in err
+    assert all(line.startswith((f"{bad}:", "  hint: ")) for line in err.splitlines())
 
 
 def test_validate_json_lists_problems(capsys):
@@ -55,7 +56,7 @@ def test_render_writes_and_replaces_its_own_tree(capsys, tmp_path: Path):
 def test_render_refuses_a_foreign_directory(capsys, tmp_path: Path):
     (tmp_path / "precious").write_text("keep me")
     code, _, err = run(capsys, "render", PROFILES / "default.yaml", "-o", tmp_path)
-    assert code == 1 and "was not written by pmem-image" in err and (tmp_path / "precious").read_text() == "keep me"
+    assert code == 2 and "was not written by pmem-image" in err and (tmp_path / "precious").read_text() == "keep me"
 
 
 def test_plan_text_and_json(capsys):
@@ -79,7 +80,7 @@ def test_internal_errors_are_short_unless_debug(capsys, monkeypatch):
     import builder.cli.main as cli
     monkeypatch.setattr(cli, "load_plan", lambda path: 1 / 0)
     code, _, err = run(capsys, "plan", PROFILES / "default.yaml")
-    assert code == 1 and "internal error: ZeroDivisionError" in err and "Traceback" not in err
+    assert code == 70 and "internal error: ZeroDivisionError" in err and "Traceback" not in err
     code, _, err = run(capsys, "--debug", "plan", PROFILES / "default.yaml")
     assert "Traceback" in err
 
@@ -89,3 +90,28 @@ def test_console_script_help():
     assert result.returncode == 0
     for verb in ("validate", "plan", "render", "build", "verify", "schema"):
         assert verb in result.stdout
+
+
+def test_verify_refuses_a_build_from_another_plan(capsys, tmp_path: Path):
+    built = tmp_path / "default"
+    built.mkdir()
+    (built / "manifest.json").write_text(json.dumps({"plan_hash": "0" * 64}))
+    code, _, err = run(capsys, "verify", "--out", tmp_path, PROFILES / "default.yaml")
+    assert code == 2 and "was built from a different plan" in err and "pmem-image build" in err
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["validate", str(FIXTURES / "invalid" / "overlap.yaml")], 2),
+    (["plan", "/nonexistent/profile.yaml"], 2),
+    (["verify", "--timeout", "0", str(PROFILES / "default.yaml")], 2),
+    (["nonsense-command"], 2),
+])
+def test_exit_codes_and_json_status(capsys, argv, code):
+    try:
+        got = main(argv)
+    except SystemExit as exit:   # argparse's own usage errors
+        got = exit.code
+    assert got == code
+    if argv[0] == "plan":
+        assert main(["plan", "--json", *argv[1:]]) == 2
+        assert json.loads(capsys.readouterr().out)["exit_code"] == 2

@@ -52,3 +52,32 @@ def test_mount_unit_names_match_systemd_escape():
     assert mount_unit_name("/mnt/pmem0") == "mnt-pmem0.mount"
     assert mount_unit_name("/srv/pmem-data") == "srv-pmem\\x2ddata.mount"
     assert mount_unit_name("/data/.x") == "data-\\x2ex.mount"
+
+
+def test_the_root_filesystem_is_always_in_the_fragment_set():
+    """An xfs-only profile still needs EXT4 for Debian's root; CentOS needs XFS, Fedora btrfs."""
+    xfs_only = BASE.replace("bookworm", "bookworm") + "kernel: {source: debian-source, version: \"6.1\"}\n" \
+        "pmem:\n  - {size: 1G, offset: 4G, filesystem: xfs}\n"
+    plan, _ = plan_of_text(xfs_only)
+    assert plan.kernel_options["EXT4_FS"] == "y" and plan.kernel_options["XFS_FS"] == "y"
+    fedora, _ = plan_of_text("name: f\ndistribution: {name: fedora, release: \"43\"}\n"
+                             "pmem:\n  - {size: 1G, offset: 4G}\n")
+    assert fedora.root_filesystem == "btrfs" and fedora.kernel_options["BTRFS_FS"] == "y"
+
+
+def test_an_unquoted_yaml_version_is_read_as_written():
+    plan, _ = plan_of_text(BASE + "kernel: {source: debian-source, version: 6.10}\n"
+                           "pmem:\n  - {size: 1G, offset: 4G}\n")
+    assert plan.kernel_version == "6.10"
+
+
+def test_uefi_boots_get_nokaslr_once():
+    """The EFI stub of newer kernels picks the physical address without reading memmap=; nokaslr keeps the
+    kernel out of the regions (harmless elsewhere). BIOS with <= 4 regions does not need it."""
+    uefi, _ = plan_of_text(BASE + "vm: {firmware: uefi}\npmem:\n  - {size: 1G, offset: 4G}\n")
+    assert uefi.kernel_cmdline.count("nokaslr") == 1
+    bios, _ = plan_of_text(BASE + "pmem:\n  - {size: 1G, offset: 4G}\n")
+    assert "nokaslr" not in bios.kernel_cmdline
+    given, _ = plan_of_text(BASE + "vm: {firmware: uefi}\nkernel: {cmdline: [nokaslr]}\n"
+                            "pmem:\n  - {size: 1G, offset: 4G}\n")
+    assert given.kernel_cmdline.count("nokaslr") == 1

@@ -77,7 +77,54 @@ def test_not_mounted_and_failed_units(plan):
     report = copy.deepcopy(REPORT)
     report["mounts"] = []
     report["failed_units"] = ["pmem-mkfs@pmem0.service"]
-    assert failed(plan, report) == ["/dev/pmem0 mounted", "pmem units"]
+    assert failed(plan, report) == ["/dev/pmem0 mounted", "no failed units"]
+
+
+def test_any_failed_unit_fails_the_proof(plan):
+    """Not only units named pmem: a degraded boot (ndctl-monitor did this) is a failed proof."""
+    report = copy.deepcopy(REPORT)
+    report["failed_units"] = ["ndctl-monitor.service"]
+    assert failed(plan, report) == ["no failed units"]
+    del report["failed_units"]
+    assert failed(plan, report) == ["no failed units"]
+
+
+def test_an_unreadable_namespace_address_is_not_a_correct_one(plan):
+    report = copy.deepcopy(REPORT)
+    report["devices"][0]["start"] = None
+    (check,) = [c for c in judge(plan, report) if not c.passed]
+    assert check.name == "/dev/pmem0 size and address" and "an unknown address" in check.detail
+
+
+def test_a_region_over_the_kernel_or_initrd_fails(plan):
+    report = copy.deepcopy(REPORT)
+    report["iomem_kernel"] = ["100200000-100ffffff : Kernel code"]           # KASLR put it inside 4G-5G
+    (check,) = [c for c in judge(plan, report) if not c.passed]
+    assert check.name == "pmem clear of kernel and initrd" and "pmem0" in check.evidence[0]
+    report = copy.deepcopy(REPORT)
+    report["initrd"] = ["[    0.0] RAMDISK: [mem 0x13f000000-0x13fffffff]"]
+    assert failed(plan, report) == ["pmem clear of kernel and initrd"]
+    report["iomem_kernel"] = []
+    assert failed(plan, report) == ["pmem clear of kernel and initrd"]
+
+
+def test_kernel_options_row_says_where_the_config_came_from(plan):
+    names = [c.name for c in judge(plan, REPORT)]
+    assert "kernel options (installed config file)" in names
+    report = copy.deepcopy(REPORT)
+    report["kernel_config_source"] = "/proc/config.gz"
+    assert "kernel options (running kernel)" in [c.name for c in judge(plan, report)]
+
+
+def test_map_sync_is_expected_refused_before_4_15():
+    """An old kernel has no MAP_SYNC: the proof expects the refusal instead of failing on it."""
+    from conftest import plan_of_text
+    old, _ = plan_of_text("name: t\ndistribution: {name: debian, release: bookworm}\nkernel: {source: tree, "
+                          "version: \"4.14\", path: linux}\npmem:\n  - {size: 1G, offset: 4G}\n")
+    report = copy.deepcopy(REPORT)
+    report["mounts"][0]["flush_test"]["map_sync"] = False
+    rows = {c.name: c for c in judge(old, report)}
+    assert rows["/dev/pmem0 MAP_SYNC"].passed and "expected" in rows["/dev/pmem0 MAP_SYNC"].detail
 
 
 def test_extract_report_survives_noise_and_takes_the_last():
@@ -109,10 +156,11 @@ def test_kernel_option_missing_in_the_guest(plan):
     report = copy.deepcopy(REPORT)
     report["kernel_config"]["ZONE_DEVICE"] = "n"
     (check,) = [c for c in judge(plan, report) if not c.passed]
-    assert check.name == "kernel options" and check.evidence == ["CONFIG_ZONE_DEVICE: wanted y, got n: not set in "
+    assert check.name == "kernel options (installed config file)" and check.evidence == [
+        "CONFIG_ZONE_DEVICE: wanted y, got n: not set in "
                                                                   "this kernel's configuration"]
     report["kernel_config"] = {}
-    assert failed(plan, report) == ["kernel options"]
+    assert failed(plan, report) == ["kernel options (installed config file)"]
 
 
 def test_built_kernel_must_be_the_one_running(plan):

@@ -1,5 +1,6 @@
 """Random profiles either plan or raise the project's own ProfileError, never anything else."""
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -44,3 +45,30 @@ def test_arbitrary_text_never_crashes_the_loader(text):
         plan_of_text(text)
     except ProfileError:
         pass
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile)
+def test_profiles_with_aliases_are_bad_input(data):
+    """The same object twice makes yaml.safe_dump write an anchor and an alias: always a ProfileError."""
+    shared = data["pmem"][0] if data["pmem"] else {"size": "1G", "offset": "4G"}
+    text = yaml.safe_dump({**data, "pmem": [shared, shared]})
+    assert "*id" in text
+    try:
+        plan_of_text(text)
+    except ProfileError as error:
+        assert any("aliases" in p.message for p in error.problems)
+    else:
+        raise AssertionError("a profile with an alias planned")
+
+
+def test_recursive_alias_and_alias_bomb_are_bad_input_at_once():
+    import time
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{','.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+    for text in ("name: &n [*n]\n", bomb):
+        started = time.monotonic()
+        with pytest.raises(ProfileError) as caught:
+            plan_of_text(text)
+        assert any("aliases" in p.message for p in caught.value.problems)
+        assert time.monotonic() - started < 1

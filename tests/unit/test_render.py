@@ -55,16 +55,13 @@ def test_percent_is_escaped_for_mkosi_and_kept_for_the_kernel():
                            "kernel: {cmdline: ['a=50%']}\npmem: [{memmap: 1G!4G}]\n")
     files = render(plan)
     assert "a=50%" in files["mkosi.extra/etc/kernel/cmdline"].content
-    assert "'console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G a=50%'" in \
-        files["mkosi.extra/etc/default/grub.d/pmem-image.cfg"].content
+    assert "a=50%%" not in files["mkosi.extra/etc/kernel/cmdline"].content
 
 
-def test_grub_default_is_valid_shell_that_keeps_the_arguments():
+def test_no_dead_boot_loader_configuration_is_shipped():
+    """The image has no update-grub, so a grub.d default would claim what nothing does."""
     plan, _ = plan_of_file(PROFILES / "multi-region.yaml")
-    text = render(plan)["mkosi.extra/etc/default/grub.d/pmem-image.cfg"].content
-    line = next(l for l in text.splitlines() if l.startswith("GRUB_CMDLINE_LINUX="))
-    value = "".join(shlex.split(line.split("=", 1)[1].replace('"${GRUB_CMDLINE_LINUX:+$GRUB_CMDLINE_LINUX }"', "")))
-    assert value.split() == plan.kernel_cmdline
+    assert not any("grub.d" in path for path in render(plan))
 
 
 def test_fstab_has_one_line_per_mounted_region():

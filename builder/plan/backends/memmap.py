@@ -3,6 +3,7 @@ nd_e820 exposes as /dev/pmemN. Works on any VM or bare metal; the content is RAM
 
 from typing import Iterable
 
+from ...knowledge.kernels import MAP_SYNC_KERNEL, parse_version
 from ...knowledge.memory import pmem_windows
 from ...profile.errors import Problem
 from ...profile.sizes import MIB, format_size
@@ -14,9 +15,12 @@ KASLR_MEMMAP_LIMIT = 4             # the decompressor tracks at most 4 memmap= r
 NAME = "memmap"
 
 
-def needs_nokaslr(region_count: int, cmdline: list[str]) -> bool:
-    """More regions than KASLR tracks: randomisation could land the kernel in one (unless the user said nokaslr)."""
-    return region_count > KASLR_MEMMAP_LIMIT and "nokaslr" not in cmdline
+def needs_nokaslr(region_count: int, cmdline: list[str], firmware: str = "bios") -> bool:
+    """Whether physical KASLR could put the kernel into a region, unless the user already said nokaslr:
+    - more regions than the decompressor tracks (it then gives up avoiding them);
+    - any UEFI boot: kernels that decompress in the EFI stub (about 6.6 on) choose the physical address
+      without reading memmap= until upstream taught the stub to; nokaslr is harmless everywhere."""
+    return (region_count > KASLR_MEMMAP_LIMIT or firmware == "uefi") and "nokaslr" not in cmdline
 
 
 class MemmapBackend(PmemBackend):
@@ -24,13 +28,16 @@ class MemmapBackend(PmemBackend):
 
     def kernel_arguments(self, profile, regions) -> list[str]:
         arguments = [f"memmap={r.memmap}" for r in regions]
-        return arguments + (["nokaslr"] if needs_nokaslr(len(regions), profile.kernel.cmdline) else [])
+        nokaslr = needs_nokaslr(len(regions), profile.kernel.cmdline, profile.vm.firmware)
+        return arguments + (["nokaslr"] if nokaslr else [])
 
     def qemu_arguments(self, plan) -> list[str]:
         return []   # the regions are carved out of -m RAM by the kernel itself
 
     def expectations(self, plan) -> ProofExpectations:
-        return ProofExpectations(map_sync=True, legacy_e820=True, memmap_cmdline=True)
+        # Before 4.15 there is no MAP_SYNC: the proof then expects mmap to refuse it.
+        map_sync = parse_version(plan.kernel_version) >= MAP_SYNC_KERNEL
+        return ProofExpectations(map_sync=map_sync, legacy_e820=True, memmap_cmdline=True)
 
 
 register(MemmapBackend())
@@ -76,7 +83,7 @@ def check_regions_inside_ram(ctx: CheckContext) -> Iterable[Problem]:
 
 @check(backend=NAME)
 def check_kaslr_region_limit(ctx: CheckContext) -> Iterable[Problem]:
-    if needs_nokaslr(len(ctx.profile.pmem), ctx.profile.kernel.cmdline):
+    if len(ctx.profile.pmem) > KASLR_MEMMAP_LIMIT and "nokaslr" not in ctx.profile.kernel.cmdline:
         yield Problem(("pmem",), f"{len(ctx.profile.pmem)} memmap= regions: KASLR tracks at most 4 and would "
                       "give up physical randomisation, so nokaslr is added to the kernel command line",
                       "use at most 4 regions, or add nokaslr to kernel.cmdline yourself to silence this",
