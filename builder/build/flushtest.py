@@ -1,6 +1,7 @@
 """The native pmem flush test built and run on this host (the image builds its own copy with mkosi)."""
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,7 +18,7 @@ def compile_flush_test(destination: Path, sanitize: bool = False, compiler: str 
     """Compile the flush test for this host into `destination` (a file path)."""
     runner = runner or Runner()
     destination.parent.mkdir(parents=True, exist_ok=True)
-    source = destination.with_suffix(".c")
+    source = destination.parent / f"{destination.name}.c"
     source.write_text(flush_test_source())
     argv = [compiler, *(SANITIZE_FLAGS if sanitize else CFLAGS), "-o", str(destination), str(source)]
     result = runner.query(argv)
@@ -30,7 +31,13 @@ def host_binary(cache: Path, runner: Runner) -> Path:
     """A host build of the current source, cached by the source's hash."""
     digest = hashlib.sha256(flush_test_source().encode() + " ".join(CFLAGS).encode()).hexdigest()[:16]
     binary = cache / f"pmem-flush-test-{digest}"
-    return binary if binary.exists() else compile_flush_test(binary, runner=runner)
+    if binary.exists():
+        return binary
+    # Compiled under a name of its own and renamed into place: a concurrent run never sees half a binary.
+    partial = compile_flush_test(cache / f".{binary.name}.{os.getpid()}", runner=runner)
+    os.replace(partial, binary)
+    (partial.parent / f"{partial.name}.c").unlink(missing_ok=True)
+    return binary
 
 
 def run_on_host(arguments: list[str], cache: Path, runner: Optional[Runner] = None) -> int:

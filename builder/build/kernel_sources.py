@@ -95,14 +95,20 @@ def unpack(tarball: Path, sha256: str, cache: Path, runner: Runner) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
         try:
-            runner.run(["tar", "-C", str(staging), "-xf", str(tarball)])
+            # Owners and modes from the tarball are not ours to keep (we run as root).
+            runner.run(["tar", "-C", str(staging), "--no-same-owner", "--no-same-permissions", "-xf", str(tarball)])
+            entries = [p for p in staging.iterdir()]
+            if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():
+                names = ", ".join(sorted(p.name for p in entries)[:5]) or "nothing"
+                raise KernelError(f"{tarball} does not unpack to one top directory (found: {names})",
+                                  "a kernel tarball holds a single linux-X.Y/ directory, as kernel.org's do")
             (staging / ".unpacked").write_text(f"{tarball}\n")
             os.rename(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    tops = [p for p in target.iterdir() if p.is_dir()]
-    return tops[0] if len(tops) == 1 else target
+    (top,) = [p for p in target.iterdir() if p.is_dir()]
+    return top
 
 
 def obtain_source(plan: Plan, cache: Path, runner: Runner) -> tuple[Path, str]:

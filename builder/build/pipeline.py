@@ -22,6 +22,7 @@ from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
 from ..runner import Runner
+from .caches import CacheLock
 from .hashing import sha256_file_memo, sha256_of_tree
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
@@ -129,23 +130,30 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, kernel_source_identity(plan, out_root, runner))
-    if not force and (manifest := up_to_date(directory, key)):
-        runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
-        return BuildResult(directory, key, False, manifest)
     if runner.dry_run:
+        if not force and (manifest := up_to_date(directory, key)):
+            runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
+            return BuildResult(directory, key, False, manifest)
         staging = out_root / f".staging-{plan.name}-DRYRUN"
         prepare_kernel(plan, out_root, runner, staging / "result")
         run_mkosi(runner, staging, out_root, files, None)
         return BuildResult(directory, key, False, {})
     out_root.mkdir(parents=True, exist_ok=True)
     with BuildLock(out_root, plan.name):
+        # Under the lock no build of this profile is live, so what a killed one left can go, no-op or not.
         _remove_stale_staging(out_root, plan.name)
+        if not force and (manifest := up_to_date(directory, key)):
+            runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
+            return BuildResult(directory, key, False, manifest)
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
         try:
             started = time.time()
             (staging / "result").mkdir()
-            kernel = prepare_kernel(plan, out_root, runner, staging / "result")
-            result_dir = run_mkosi(runner, staging, out_root, files, kernel)
+            # Shared caches: a build of another profile waits for them rather than corrupting them.
+            with CacheLock(out_root, "kernels", runner.say):
+                kernel = prepare_kernel(plan, out_root, runner, staging / "result")
+            with CacheLock(out_root, "packages", runner.say):
+                result_dir = run_mkosi(runner, staging, out_root, files, kernel)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release)

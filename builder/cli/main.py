@@ -24,14 +24,15 @@ from ..profile.schema import profile_schema
 from ..render.outputs import render
 from ..runner import Runner, Terminated, raise_on_termination
 from ..verify.boot import checks_table, verify
+from . import housekeeping
 from .views import plan_text
 
 
 
-def load_plan(path: Path) -> tuple[Plan, list[Problem]]:
+def load_plan(path: Path, allowed: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
     """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
     profile, source = read_profile(path)
-    return make_plan(profile, str(path), source, find_debian_mirror())
+    return make_plan(profile, str(path), source, find_debian_mirror(), allowed_dirs=allowed)
 
 
 def _print_warnings(warnings: list[Problem], filename: str) -> None:
@@ -43,7 +44,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     results, failed = [], False
     for path in args.profiles:
         try:
-            plan, warnings = load_plan(path)
+            plan, warnings = load_plan(path, tuple(args.allow_path))
         except PmemImageError as error:
             failed = True
             problems = getattr(error, "problems", [Problem((), error.message, error.hint)])
@@ -63,7 +64,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan, warnings = load_plan(args.profile)
+    plan, warnings = load_plan(args.profile, tuple(args.allow_path))
     _print_warnings(warnings, str(args.profile))
     if args.json:
         print(json.dumps({"identity_hash": plan.digest(), "identity": plan.identity(), "view": plan.view()}, indent=2))
@@ -73,7 +74,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    plan, warnings = load_plan(args.profile)
+    plan, warnings = load_plan(args.profile, tuple(args.allow_path))
     _print_warnings(warnings, str(args.profile))
     files = render(plan)
     write_tree(files, args.output, force=args.force)
@@ -90,7 +91,7 @@ def _out_root(args: argparse.Namespace) -> Path:
 
 def cmd_build(args: argparse.Namespace) -> int:
     path = args.profile
-    plan, warnings = load_plan(path)
+    plan, warnings = load_plan(path, tuple(args.allow_path))
     _print_warnings(warnings, str(path))
     runner = Runner(dry_run=args.dry_run)
     if os.geteuid() != 0 and not args.dry_run:
@@ -135,7 +136,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if target.is_dir():
         plan, directory = _plan_of_build(target), target
     else:
-        plan, warnings = load_plan(target)
+        plan, warnings = load_plan(target, tuple(args.allow_path))
         directory = _out_root(args) / plan.name
         built = read_manifest(directory)
         # Judging an image by a plan it was not built from would prove (or fail) the wrong thing.
@@ -182,25 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pmem-image {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    allow = argparse.ArgumentParser(add_help=False)
+    allow.add_argument("--allow-path", type=Path, action="append", default=[], metavar="DIR",
+                       help="let the profile's kernel.url/kernel.path name files under DIR (outside its directory)")
 
-    validate = commands.add_parser("validate", help="check profiles, write nothing")
+    validate = commands.add_parser("validate", parents=[allow], help="check profiles, write nothing")
     validate.add_argument("profiles", nargs="+", type=Path, metavar="PROFILE")
     validate.add_argument("--json", action="store_true", help="machine-readable results")
     validate.set_defaults(func=cmd_validate)
 
-    plan = commands.add_parser("plan", help="show the resolved plan: regions, cmdline, fstab, memory map")
+    plan = commands.add_parser("plan", parents=[allow], help="show the resolved plan: regions, cmdline, fstab, memory map")
     plan.add_argument("profile", type=Path, metavar="PROFILE")
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
     plan.set_defaults(func=cmd_plan)
 
-    render_ = commands.add_parser("render", help="write the mkosi 24.3 project for a profile")
+    render_ = commands.add_parser("render", parents=[allow], help="write the mkosi 24.3 project for a profile")
     render_.add_argument("profile", type=Path, metavar="PROFILE")
     render_.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory to write")
     render_.add_argument("--force", action="store_true", help="replace DIR even if pmem-image did not write it")
     render_.add_argument("--json", action="store_true", help="machine-readable result")
     render_.set_defaults(func=cmd_render)
 
-    build_ = commands.add_parser("build", help="build the image with mkosi into out/<name>/ (no-op if unchanged)")
+    build_ = commands.add_parser("build", parents=[allow], help="build the image with mkosi into out/<name>/ (no-op if unchanged)")
     build_.add_argument("profile", type=Path, metavar="PROFILE")
     build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
@@ -208,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify_options(build_)
     build_.set_defaults(func=cmd_build)
 
-    verify_ = commands.add_parser("verify", help="boot a built image in QEMU and prove pmem + DAX from inside")
+    verify_ = commands.add_parser("verify", parents=[allow], help="boot a built image in QEMU and prove pmem + DAX from inside")
     verify_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
     _add_verify_options(verify_)
     verify_.set_defaults(func=cmd_verify)
@@ -221,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)
+    housekeeping.add_parsers(commands, lambda p: p.add_argument(
+        "--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)"))
     return parser
 
 
@@ -236,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     raise_on_termination()
     try:
-        return args.func(args)
+        return args.func(args, _out_root(args)) if getattr(args, "needs_out", False) else args.func(args)
     except PmemImageError as error:
         text = error.format() if error.exit_code == EXIT_BAD_INPUT and not isinstance(error, UsageError) \
             else f"pmem-image: error: {error.format()}"

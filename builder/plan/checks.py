@@ -6,6 +6,7 @@ Facts behind them: ../shared/reference/pmem-facts.md (memmap, DAX, KASLR) and QE
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from ..knowledge.distros import Release, find_release, known_releases
@@ -37,6 +38,8 @@ class CheckContext:
     release: Release
     fragments: dict[str, Fragment]
     backend: str
+    profile_dir: Optional[Path] = None          # where relative paths in the profile start
+    allowed_dirs: tuple[Path, ...] = ()         # --allow-path: outside the profile's directory, allowed here
 
 
 Check = Callable[[CheckContext], Iterable[Problem]]
@@ -224,3 +227,22 @@ def check_fragments_exist(ctx: CheckContext) -> Iterable[Problem]:
         if name not in ctx.fragments:
             yield Problem(("kernel", "fragments", index), f"no fragment {name!r} in kernel-fragments/",
                           f"available: {', '.join(available) or 'none'}")
+
+
+@check
+def check_kernel_paths_stay_with_the_profile(ctx: CheckContext) -> Iterable[Problem]:
+    """A shared profile must not make a root build read or run files anywhere on the host: a local tarball
+    or tree lies inside the profile's directory, unless the command line allows its place (--allow-path)."""
+    if ctx.profile_dir is None:
+        return
+    home = ctx.profile_dir.resolve()
+    for key in ("url", "path"):
+        value = getattr(ctx.profile.kernel, key)
+        if value is None or "://" in value:
+            continue
+        target = (home / value).resolve()   # symlinks followed: a link out of the directory is out
+        if any(target == d or d in target.parents for d in (home, *(a.resolve() for a in ctx.allowed_dirs))):
+            continue
+        yield Problem(("kernel", key), f"{value} is outside the profile's directory ({home})",
+                      "move the kernel source next to the profile, or allow its place on the command line: "
+                      f"--allow-path {target.parent}")

@@ -89,16 +89,19 @@ def _image_packages(record: Release, bios: bool, xfs: bool, distro_kernel: bool)
 
 
 def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[SourceMap] = None,
-              mirror: Optional[AptMirror] = None, fragments_dir: Optional[Path] = None
-              ) -> tuple[Plan, list[Problem]]:
-    """Resolve a validated profile (and its warnings), or raise ProfileError with every problem."""
+              mirror: Optional[AptMirror] = None, fragments_dir: Optional[Path] = None,
+              allowed_dirs: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
+    """Resolve a validated profile (and its warnings), or raise ProfileError with every problem.
+    allowed_dirs: places outside the profile's directory that its kernel paths may name (--allow-path)."""
     fragments = load_fragments(fragments_dir or bundled_fragments_dir())
     record, problems = resolve_release(profile)
     kernel = None
     if record is not None:
         kernel, problems = resolve_kernel_version(profile, record)
+    base_dir = Path(filename).parent if source is not None else Path.cwd()
     if kernel is not None:
-        problems += run_checks(CheckContext(profile, kernel, record, fragments, BACKEND))
+        problems += run_checks(CheckContext(profile, kernel, record, fragments, BACKEND,
+                                            base_dir if source is not None else None, allowed_dirs))
     if source is not None:
         problems = [source.locate(p) for p in problems]
     errors = [p for p in problems if p.severity == "error"]
@@ -116,7 +119,6 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
     # The root filesystem too: a kernel built from source must mount the image's own root.
     filesystems = {r.filesystem for r in regions} | {record.root_filesystem}
     chosen = resolve_fragments(fragments, kernel, filesystems, profile.kernel.fragments, from_source, BACKEND)
-    base_dir = Path(filename).parent if source is not None else Path.cwd()
     plan = Plan(
         renderer_version=__version__, name=profile.name, distribution=record.distribution, release=record.release,
         apt_suites=list(record.apt_suites), apt_security_suite=record.apt_security_suite,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.kernel import KernelError, check_version, makefile_version, obtain_source
+from builder.build.kernel_sources import KernelError, check_version, makefile_version, obtain_source
 from builder.runner import Runner
 from conftest import plan_of_text
 
@@ -114,3 +114,50 @@ def test_debian_linux_source_package(tmp_path):
     version = makefile_version(source)
     assert version[:2] == (6, 1) and version[2] > 0 and len(identity) == 64
     check_version(version, "6.1", str(source))
+
+
+def test_a_tarball_without_one_top_directory_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name in ("linux-6.1.5/Makefile", "stray-file"):
+            info = tarfile.TarInfo(name)
+            info.size = len(MAKEFILE)
+            archive.addfile(info, io.BytesIO(MAKEFILE))
+    (tmp_path / "linux.tar.gz").write_bytes(buffer.getvalue())
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()
+    plan = plan_for(f"{{source: tarball, version: '6.1', url: linux.tar.gz, sha256: {sha}}}", tmp_path)
+    with pytest.raises(KernelError, match="does not unpack to one top directory"):
+        obtain_source(plan, tmp_path / "cache", Runner())
+    assert [p for p in (tmp_path / "cache" / "kernel-src").iterdir()] == []
+
+
+def test_tarball_owners_and_modes_are_not_kept(tmp_path):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("linux-6.1.5/Makefile")
+        info.size, info.mode, info.uid, info.gid = len(MAKEFILE), 0o6777, 4321, 4321
+        archive.addfile(info, io.BytesIO(MAKEFILE))
+    (tmp_path / "linux.tar.gz").write_bytes(buffer.getvalue())
+    sha = hashlib.sha256(buffer.getvalue()).hexdigest()
+    plan = plan_for(f"{{source: tarball, version: '6.1', url: linux.tar.gz, sha256: {sha}}}", tmp_path)
+    source, _ = obtain_source(plan, tmp_path / "cache", Runner())
+    stat = (source / "Makefile").stat()
+    assert stat.st_uid == 0 and not stat.st_mode & 0o6000     # no setuid/setgid, no foreign owner
+
+
+def test_kernel_paths_outside_the_profile_need_the_command_lines_consent(tmp_path, capsys):
+    from builder.cli.main import main
+    home = tmp_path / "profiles"
+    home.mkdir()
+    profile = home / "p.yaml"
+    profile.write_text("name: k\ndistribution: {name: debian, release: bookworm}\n"
+                       "kernel: {source: tree, version: '6.1', path: ../../..}\npmem: [{memmap: 1G!4G}]\n")
+    assert main(["validate", str(profile)]) == 2
+    assert "is outside the profile's directory" in capsys.readouterr().err
+    assert main(["validate", "--allow-path", str(tmp_path.parent.parent), str(profile)]) == 0
+    profile.write_text(profile.read_text().replace("path: ../../..", "path: src"))
+    (home / "src").symlink_to("/etc")                     # a link out of the directory is out
+    assert main(["validate", str(profile)]) == 2
+    profile.write_text("name: k\ndistribution: {name: debian, release: bookworm}\nkernel: {source: tarball, "
+                       f"version: '6.1', url: /etc/shadow, sha256: \"{'0' * 64}\"}}\npmem: [{{memmap: 1G!4G}}]\n")
+    assert main(["validate", str(profile)]) == 2

@@ -26,6 +26,7 @@ echo "‣ Installing Debian"
 case "$FAKE_MKOSI_MODE" in
   fail) echo "E: Unable to locate package nonsense"; echo "‣ Something broke"; exit 1 ;;
   hang) touch "$FAKE_MKOSI_STATE/started"; sleep 60 ;;
+  slow) date +%s.%N > "$FAKE_MKOSI_STATE/$name.start"; sleep 1; date +%s.%N > "$FAKE_MKOSI_STATE/$name.end" ;;
 esac
 printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
 # What the rendered mkosi.finalize hands over: the image kernel's config (FAKE_KERNEL_CONFIG).
@@ -212,3 +213,37 @@ def test_dry_run_prints_the_mkosi_command_and_writes_nothing(env):
     code, text = finish(build(env, "--dry-run"))
     assert code == 0 and "$ mkosi -C " in text and "--package-cache-dir" in text
     assert not Path(env["PMEM_IMAGE_OUT"]).exists()
+
+
+def test_builds_of_two_profiles_at_once_take_turns_on_the_shared_caches(env, tmp_path):
+    """Two profiles built at the same time: their mkosi runs share the package cache, so they must not
+    overlap (the second waits for the cache lock and says so), and both finish."""
+    env["FAKE_MKOSI_MODE"] = "slow"
+    other = tmp_path / "other.yaml"
+    other.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: other"))
+    first, second = build(env), build(env, profile=other)
+    (code_a, text_a), (code_b, text_b) = finish(first), finish(second)
+    assert code_a == 0 and code_b == 0, text_a + text_b
+    state = Path(env["FAKE_MKOSI_STATE"])
+    spans = sorted((float((state / f"{n}.start").read_text()), float((state / f"{n}.end").read_text()))
+                   for n in ("default", "other"))
+    assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
+    assert "waiting for the shared packages cache" in text_a + text_b
+
+
+def test_a_no_op_build_removes_what_a_killed_build_left(env):
+    assert finish(build(env))[0] == 0
+    stale = Path(env["PMEM_IMAGE_OUT"]) / ".staging-default-abc123"
+    stale.mkdir()
+    code, text = finish(build(env))
+    assert code == 0 and "up to date" in text and not stale.exists()
+
+
+def test_clean_and_gc(env):
+    from builder.cli.main import main
+    assert finish(build(env))[0] == 0
+    out = Path(env["PMEM_IMAGE_OUT"])
+    (out / ".cache" / "packages" / "x.deb").write_text("package")
+    assert main(["gc", "--out", str(out)]) == 0 and not (out / ".cache" / "packages" / "x.deb").exists()
+    assert main(["clean", "--out", str(out), "default"]) == 0 and not (out / "default").exists()
+    assert main(["clean", "--out", str(out), "default"]) == 2

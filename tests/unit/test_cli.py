@@ -78,7 +78,7 @@ def test_schema_is_json_schema_with_all_keys(capsys):
 
 def test_internal_errors_are_short_unless_debug(capsys, monkeypatch):
     import builder.cli.main as cli
-    monkeypatch.setattr(cli, "load_plan", lambda path: 1 / 0)
+    monkeypatch.setattr(cli, "load_plan", lambda path, allowed=(): 1 / 0)
     code, _, err = run(capsys, "plan", PROFILES / "default.yaml")
     assert code == 70 and "internal error: ZeroDivisionError" in err and "Traceback" not in err
     code, _, err = run(capsys, "--debug", "plan", PROFILES / "default.yaml")

@@ -68,7 +68,10 @@ def test_mount_without_dax_and_map_sync_refused(plan):
 def test_flush_test_absent_or_failed(plan):
     report = copy.deepcopy(REPORT)
     report["mounts"][0]["flush_test"]["verification"] = "failed"
-    assert failed(plan, report) == ["/dev/pmem0 flush test"]
+    assert failed(plan, report) == ["/dev/pmem0 stores reach the file"]
+    report["mounts"][0]["flush_test"]["verification"] = "ok"
+    report["mounts"][0]["flush_test"]["selected"] = "msync"      # no CPU flush path was exercised
+    assert failed(plan, report) == ["/dev/pmem0 stores reach the file"]
     report["mounts"][0]["flush_test"] = "absent"
     assert failed(plan, report) == ["/dev/pmem0 MAP_SYNC"]
 

@@ -1,0 +1,113 @@
+"""The caches under out/.cache that every profile shares, their locks, and trimming them (gc).
+
+A lock per shared cache (an flock on out/.locks/cache-<name>.lock): a second build that needs the same
+cache waits for the first instead of corrupting it; builds of one profile are refused at once instead
+(pipeline.BuildLock)."""
+
+import fcntl
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+# name -> what it holds (for gc's summary)
+CACHES = {
+    "packages": "downloaded distribution packages (mkosi's package cache)",
+    "kernel-src": "unpacked kernel sources",
+    "kernel-build": "kernel build trees (O= directories)",
+    "kernels": "compiled kernels, each keyed by source, .config and compiler",
+    "ccache": "the compiler cache of kernel builds",
+    "downloads": "kernel tarballs fetched by URL",
+    "bin": "host builds of the flush test",
+}
+
+
+# The lock that guards each cache: everything a kernel build touches shares one ("kernels"), since
+# prepare_kernel uses all of it in one go.
+LOCK_OF = {"packages": "packages", "kernel-src": "kernels", "kernel-build": "kernels", "kernels": "kernels",
+           "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
+
+
+def cache_root(out_root: Path) -> Path:
+    return out_root / ".cache"
+
+
+class CacheLock:
+    """Exclusive use of one shared cache; waits (saying so) while another build holds it."""
+
+    def __init__(self, out_root: Path, name: str, say: Optional[Callable[[str], None]] = None):
+        self.path = out_root / ".locks" / f"cache-{name}.lock"
+        self.name, self.say = name, say
+
+    def __enter__(self) -> "CacheLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            holder = self.handle.read().strip() or "another build"
+            if self.say:
+                self.say(f"waiting for the shared {self.name} cache ({holder} is using it)")
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        self.handle.truncate(0)
+        self.handle.write(f"pid {os.getpid()}\n")
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.close()
+
+
+def tree_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    cache: str
+    freed: int
+    kept: int
+
+
+def kernels_in_use(out_root: Path) -> set[str]:
+    """Kernel build keys that an existing output under out_root was built with."""
+    keys = set()
+    for manifest in out_root.glob("*/manifest.json"):
+        try:
+            key = json.loads(manifest.read_text()).get("kernel_build_key")
+        except (OSError, ValueError):
+            continue
+        if key:
+            keys.add(key)
+    return keys
+
+
+def gc(out_root: Path, say: Callable[[str], None]) -> list[Trimmed]:
+    """Empty every shared cache except the compiled kernels that a current output uses. Each cache is
+    trimmed under its lock, so a running build is waited for, never cut short."""
+    root, in_use, trimmed = cache_root(out_root), kernels_in_use(out_root), []
+    for name in CACHES:
+        directory = root / name
+        if not directory.is_dir():
+            continue
+        with CacheLock(out_root, LOCK_OF[name], say):
+            freed = kept = 0
+            for entry in directory.iterdir():
+                size = tree_size(entry) if entry.is_dir() else entry.stat().st_size
+                if name == "kernels" and entry.name in in_use:
+                    kept += size
+                    continue
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                freed += size
+        trimmed.append(Trimmed(name, freed, kept))
+    return trimmed

@@ -1,0 +1,59 @@
+"""pmem-image clean and gc: remove build outputs, trim the shared caches."""
+
+import argparse
+import re
+import shutil
+from pathlib import Path
+
+from ..build.caches import CACHES, gc, tree_size
+from ..build.pipeline import BuildLock
+from ..profile.errors import EXIT_OK, UsageError
+from ..profile.model import NAME_PATTERN
+from ..profile.sizes import human_size
+from ..runner import Runner
+
+
+def _outputs(out_root: Path) -> list[str]:
+    return sorted(p.name for p in out_root.iterdir() if p.is_dir() and re.match(NAME_PATTERN, p.name)) \
+        if out_root.is_dir() else []
+
+
+def cmd_clean(args: argparse.Namespace, out_root: Path) -> int:
+    """Remove out/NAME (and its failure logs) under the profile's lock: a running build is never cut."""
+    names = args.names or _outputs(out_root)
+    for name in names:
+        if not re.match(NAME_PATTERN, name):
+            raise UsageError(f"{name!r} is not an image name", "pass names as shown by ls out/")
+    freed = 0
+    for name in names:
+        targets = [t for t in (out_root / name, out_root / f"{name}.failed") if t.is_dir()]
+        if not targets and args.names:
+            raise UsageError(f"no build named {name} in {out_root}", f"builds there: {', '.join(_outputs(out_root))}")
+        with BuildLock(out_root, name):
+            for target in targets:
+                freed += tree_size(target)
+                shutil.rmtree(target)
+        print(f"removed {name} ({', '.join(t.name for t in targets) or 'nothing'})")
+    print(f"freed {human_size(freed)}; caches are kept (pmem-image gc trims them)")
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace, out_root: Path) -> int:
+    trimmed = gc(out_root, Runner().say)
+    width = max(len(name) for name in CACHES)
+    for item in trimmed:
+        kept = f", kept {human_size(item.kept)} in use" if item.kept else ""
+        print(f"{item.cache:<{width}}  freed {human_size(item.freed):>10}{kept}  ({CACHES[item.cache]})")
+    print(f"freed {human_size(sum(t.freed for t in trimmed))} in all")
+    return EXIT_OK
+
+
+def add_parsers(commands, out_option) -> None:
+    clean = commands.add_parser("clean", help="remove build outputs (out/NAME); all of them without NAME")
+    clean.add_argument("names", nargs="*", metavar="NAME")
+    out_option(clean)
+    clean.set_defaults(func=cmd_clean, needs_out=True)
+    trim = commands.add_parser("gc", help="trim the shared caches (packages, kernel sources and builds, ccache), "
+                                         "keeping kernels that current outputs use")
+    out_option(trim)
+    trim.set_defaults(func=cmd_gc, needs_out=True)
