@@ -8,7 +8,7 @@ from typing import Optional
 
 from ..knowledge.kconfig import lost_options, parse_dotconfig
 from ..plan.model import Plan
-from ..profile.errors import PmemImageError
+from ..profile.errors import PmemImageError, UsageError
 from ..render.outputs import RenderedFile
 from ..runner import Runner
 from .kernel import KernelArtifact
@@ -27,6 +27,13 @@ def mkosi_version(runner: Runner) -> str:
         raise PmemImageError(f"mkosi {version} found; pmem-image renders for mkosi 24.x",
                              "run scripts/bootstrap to install mkosi 24.3 from bookworm-backports")
     return version
+
+
+def require_root() -> None:
+    """The image build runs package managers and writes images with root's tools."""
+    if os.geteuid() != 0:
+        raise UsageError("building an image needs root (mkosi, package installs, root-owned image files)",
+                         "run as root, e.g. sudo ./pmem-image build ...")
 
 
 def _show_mkosi_step(line: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..build.flushtest import run_on_host
+from ..build import mkosi as mkosi_tool
 from ..build.mkosi import mkosi_version
 from ..build.pipeline import build
 from ..build.tree import write_tree
@@ -94,9 +95,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan, warnings = load_plan(path, tuple(args.allow_path))
     _print_warnings(warnings, str(path))
     runner = Runner(dry_run=args.dry_run)
-    if os.geteuid() != 0 and not args.dry_run:
-        raise UsageError("building an image needs root (mkosi, loop-free repart, package installs)",
-                             "run as root, e.g. sudo ./pmem-image build ...")
+    if not args.dry_run:
+        mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), _out_root(args), runner, mkosi_version=mkosi_version(runner),
                    force=args.force, profile_sha256=profile_sha)

@@ -95,14 +95,25 @@ def test_image_is_golden_clean():
     def cat(path: str) -> str:
         return subprocess.run(["debugfs", "-R", f"cat {path}", source], capture_output=True, text=True).stdout
 
+    def listing(path: str) -> str:
+        return subprocess.run(["debugfs", "-R", f"ls -l {path}", source], capture_output=True, text=True).stdout
+
     shadow_root = next(l for l in cat("/etc/shadow").splitlines() if l.startswith("root:"))
-    assert shadow_root.split(":")[1] in ("*", "!", "!*", "")  and shadow_root.split(":")[1] != "", shadow_root
+    assert shadow_root.split(":")[1] in ("*", "!", "!*"), shadow_root    # locked, not empty
     assert cat("/etc/machine-id").strip() in ("", "uninitialized")
     assert "console=ttyS0" in cat("/etc/kernel/cmdline") and "systemd.firstboot=off" in cat("/etc/kernel/cmdline")
     assert cat("/usr/lib/systemd/system/pmem-selftest.service").count("ExecCondition=") == 1
     release = json.loads((OUT / "default" / "manifest.json").read_text())["kernel_release"]
     assert "CONFIG_ZONE_DEVICE=y" in cat(f"/usr/lib/modules/{release}/config")   # kept for the boot proof
-    assert "autologin" not in cat("/usr/lib/systemd/system/serial-getty@.service")
+    # Autologin lives in drop-ins (mkosi's Autologin= writes getty@/serial-getty@/console-getty .d/ files).
+    for unit in ("serial-getty@.service", "getty@.service", "console-getty.service", "serial-getty@ttyS0.service"):
+        for directory in ("/usr/lib/systemd/system", "/etc/systemd/system"):
+            assert "autologin" not in cat(f"{directory}/{unit}")
+            dropins = [l.split()[-1] for l in listing(f"{directory}/{unit}.d").splitlines() if l.strip()
+                       and l.split()[-1].endswith(".conf")]
+            for dropin in dropins:
+                assert "autologin" not in cat(f"{directory}/{unit}.d/{dropin}"), f"{unit}.d/{dropin}"
+    assert "ndctl-monitor.service" not in listing("/etc/systemd/system/multi-user.target.wants")
 
 
 def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():

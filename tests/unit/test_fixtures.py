@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.cli.views import plan_text
 from builder.profile.errors import ProfileError
 from conftest import FIXTURES, PROFILES, expectations, plan_of_file
 
@@ -15,6 +16,12 @@ INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
 def test_valid_profiles_plan(path: Path):
     plan, _ = plan_of_file(path)
     assert plan.regions and all(f"memmap={r.memmap}" in plan.kernel_cmdline for r in plan.regions)
+    # Each valid fixture says what its plan must show ('# expect:' lines against `pmem-image plan`).
+    shown = plan_text(plan, str(path))
+    wanted = expectations(path)
+    assert wanted or path.parent == PROFILES, f"{path.name} has no '# expect:' lines"
+    for expected in wanted:
+        assert expected in shown, f"missing {expected!r} in:\n{shown}"
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.name)

@@ -100,5 +100,9 @@ def test_no_template_interpolates_without_escaping():
     for output in _OUTPUTS:
         text = (resources.files("builder.render") / "templates" / output.template).read_text()
         for expression in re.findall(r"{{(.*?)}}", text):
-            if output.finalize is _shell_checked and "|" not in expression:
-                assert expression.strip() in ("region.device",), f"{output.template}: {expression}"
+            if output.finalize is not _shell_checked:
+                continue
+            last_filter = expression.split("|")[-1].strip() if "|" in expression else None
+            # Only the quoting filters count: `| join` or `| lower` would leave the value unquoted.
+            assert last_filter in ("shell", "shell_words") or expression.strip() in ("region.device",), \
+                f"{output.template}: {expression}"
