@@ -1,16 +1,13 @@
-"""The caches under out/.cache that every profile shares, their locks, and trimming them (gc).
+"""The caches under out/.cache that every profile shares, which lock guards each, and trimming them (gc)."""
 
-A lock per shared cache (an flock on out/.locks/cache-<name>.lock): a second build that needs the same
-cache waits for the first instead of corrupting it; builds of one profile are refused at once instead
-(pipeline.BuildLock)."""
-
-import fcntl
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
+
+from .locks import CacheLock
 
 # name -> what it holds (for gc's summary)
 CACHES = {
@@ -32,33 +29,6 @@ LOCK_OF = {"packages": "packages", "kernel-src": "kernels", "kernel-build": "ker
 
 def cache_root(out_root: Path) -> Path:
     return out_root / ".cache"
-
-
-class CacheLock:
-    """Exclusive use of one shared cache; waits (saying so) while another build holds it."""
-
-    def __init__(self, out_root: Path, name: str, say: Optional[Callable[[str], None]] = None):
-        self.path = out_root / ".locks" / f"cache-{name}.lock"
-        self.name, self.say = name, say
-
-    def __enter__(self) -> "CacheLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another build"
-            if self.say:
-                self.say(f"waiting for the shared {self.name} cache ({holder} is using it)")
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-        self.handle.truncate(0)
-        self.handle.write(f"pid {os.getpid()}\n")
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.close()
 
 
 def tree_size(path: Path) -> int:

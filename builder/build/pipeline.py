@@ -7,9 +7,7 @@ in a staging directory under out/ and swapped into out/<name>/ at the end, so a 
 killed build leaves the previous output as it was.
 """
 
-import fcntl
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -22,17 +20,13 @@ from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
 from ..runner import Runner
-from .caches import CacheLock
+from .locks import BuildLock, CacheLock
 from .hashing import sha256_file_memo, sha256_of_tree
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
 from .mkosi import check_image_kernel, run_mkosi
 from .tree import replace_dir
-
-
-class BuildLocked(PmemImageError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -64,32 +58,6 @@ def up_to_date(directory: Path, key: str) -> dict | None:
         if stamp is None or any(image.get(key) != value for key, value in stamp.items()):
             return None
     return manifest
-
-
-class BuildLock:
-    """An flock on out/.locks/<name>.lock: a second build of the same profile refuses at once."""
-
-    def __init__(self, out_root: Path, name: str):
-        self.path = out_root / ".locks" / f"{name}.lock"
-
-    def __enter__(self) -> "BuildLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            holder = self.handle.read().strip() or "another process"
-            self.handle.close()
-            raise BuildLocked(f"another build of this profile is running ({holder})",
-                              "wait for it to finish, then run the build again (it will be a no-op if it succeeded)")
-        self.handle.truncate(0)
-        self.handle.write(f"pid {os.getpid()}\n")
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.close()
 
 
 def _remove_stale_staging(out_root: Path, name: str) -> None:

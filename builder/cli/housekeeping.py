@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..build.caches import CACHES, gc, tree_size
-from ..build.pipeline import BuildLock
+from ..build.locks import BuildLock
 from ..profile.errors import EXIT_OK, UsageError
 from ..profile.model import NAME_PATTERN
 from ..profile.sizes import human_size

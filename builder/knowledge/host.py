@@ -6,6 +6,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from .distros import RELEASES
+
 
 class AptMirror(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -13,6 +15,8 @@ class AptMirror(BaseModel):
     security: Optional[str] = None
 
 
+# The suites that identify a Debian archive mirror: every Debian release pmem-image knows.
+_DEBIAN_SUITES = {r.release for r in RELEASES if r.distribution == "debian"}
 _URI_RE = re.compile(r"^[a-z]+://[A-Za-z0-9._~:/?@!&'()*+,=%\[\]-]+$")
 
 
@@ -39,7 +43,7 @@ def find_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> Optional[AptMirror]:
             suites = stanza.get("suites", "").split()
             if not uris or not _URI_RE.match(uris[0]):
                 continue
-            if archive is None and any(s in ("bookworm", "trixie", "bullseye") for s in suites):
+            if archive is None and any(s in _DEBIAN_SUITES for s in suites):
                 archive = uris[0]
             if security is None and any(s.endswith("-security") for s in suites):
                 security = uris[0]
@@ -49,7 +53,7 @@ def find_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> Optional[AptMirror]:
         for line in path.read_text(errors="replace").splitlines():
             words = [w for w in line.split() if not w.startswith("[")]
             if len(words) >= 3 and words[0] == "deb" and _URI_RE.match(words[1]):
-                if archive is None and words[2] in ("bookworm", "trixie", "bullseye"):
+                if archive is None and words[2] in _DEBIAN_SUITES:
                     archive = words[1]
                 if security is None and words[2].endswith("-security"):
                     security = words[1]
