@@ -13,9 +13,10 @@ from typing import Callable
 from ..knowledge.kconfig import index_kconfig, lost_options, options_text, parse_dotconfig
 from ..plan.model import Plan
 from ..runner import Runner
+from .kernel_sandbox import KbuildSandbox
 from .kernel_sources import KernelError, check_version, makefile_version, obtain_source
 
-RECIPE_VERSION = "1"       # bump when the commands below change what a given .config produces
+RECIPE_VERSION = "2"       # bump when the commands below change what a given .config produces (2: sandboxed)
 LOCALVERSION = "-pmem"
 BUILD_ENV = {"KBUILD_BUILD_TIMESTAMP": "2026-01-01 00:00:00 UTC", "KBUILD_BUILD_USER": "pmem-image",
              "KBUILD_BUILD_HOST": "pmem-image", "ARCH": "x86_64", "LOCALVERSION": LOCALVERSION}
@@ -40,11 +41,13 @@ def configure(plan: Plan, source: Path, build: Path, runner: Runner, log: Path) 
     build.mkdir(parents=True, exist_ok=True)
     fragment = build / "pmem-image.config"
     fragment.write_text(options_text(plan.kernel_options))
+    sandbox = KbuildSandbox(source, (build,))
+    sandbox.hand_over()
     start = "tinyconfig" if plan.kernel_base == "tinyconfig" else "x86_64_defconfig"
-    runner.run(_make(source, build, start), log=log)
-    runner.run([str(source / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build), str(build / ".config"),
-                str(fragment)], cwd=build, log=log, env={**os.environ, **BUILD_ENV})
-    runner.run(_make(source, build, "olddefconfig"), log=log)
+    runner.run(sandbox.argv(_make(source, build, start), build), log=log)
+    runner.run(sandbox.argv([str(source / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(build),
+                             str(build / ".config"), str(fragment)], build), log=log, env={**os.environ, **BUILD_ENV})
+    runner.run(sandbox.argv(_make(source, build, "olddefconfig"), build), log=log)
     return (build / ".config").read_text()
 
 
@@ -105,15 +108,20 @@ def prepare_kernel(plan: Plan, out_root: Path, runner: Runner, log_dir: Path) ->
     env = {**os.environ, **BUILD_ENV, "CCACHE_DIR": str(cache / "ccache")}
     cc = ["CC=ccache gcc"] if shutil.which("ccache") else []
     jobs = f"-j{os.cpu_count() or 1}"
-    runner.say(f"kernel: compiling ({jobs}; log {log})")
-    runner.run([*_make(source, build, jobs, "bzImage", "modules"), *cc], log=log, show=_compile_progress(), env=env)
-    release = runner.capture(_make(source, build, "-s", "kernelrelease")).strip()
     staging = Path(tempfile.mkdtemp(prefix=".kernel-", dir=cache))
     try:
         tree = staging / "tree"
+        # The source's own Makefiles run as an unprivileged user that may write only these directories.
+        sandbox = KbuildSandbox(source, (build, cache / "ccache", tree))
+        sandbox.hand_over()
+        runner.say(f"kernel: compiling ({jobs}, sandboxed; log {log})")
+        runner.run(sandbox.argv([*_make(source, build, jobs, "bzImage", "modules"), *cc], build), log=log,
+                   show=_compile_progress(), env=env)
+        release = runner.capture(sandbox.argv(_make(source, build, "-s", "kernelrelease"), build)).strip()
         modules = tree / "usr" / "lib" / "modules" / release
-        runner.run([*_make(source, build, f"INSTALL_MOD_PATH={tree / 'usr'}", "INSTALL_MOD_STRIP=1",
-                           "modules_install")], log=log, env=env)
+        runner.run(sandbox.argv(_make(source, build, f"INSTALL_MOD_PATH={tree / 'usr'}", "INSTALL_MOD_STRIP=1",
+                                      "modules_install"), build), log=log, env=env)
+        sandbox.take_back(tree)
         modules.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(build / "arch/x86/boot/bzImage", modules / "vmlinuz")
         shutil.copyfile(build / ".config", modules / "config")

@@ -161,3 +161,35 @@ def test_kernel_paths_outside_the_profile_need_the_command_lines_consent(tmp_pat
     profile.write_text("name: k\ndistribution: {name: debian, release: bookworm}\nkernel: {source: tarball, "
                        f"version: '6.1', url: /etc/shadow, sha256: \"{'0' * 64}\"}}\npmem: [{{memmap: 1G!4G}}]\n")
     assert main(["validate", str(profile)]) == 2
+
+
+HOSTILE_MAKEFILE = """VERSION = 6
+PATCHLEVEL = 1
+SUBLEVEL = 5
+tinyconfig olddefconfig:
+\tid -u > $(O)/uid
+\t-touch /etc/written-by-a-kernel-makefile 2>/dev/null && echo wrote-etc >> $(O)/escapes || true
+\t-cat /etc/shadow >/dev/null 2>&1 && echo read-shadow >> $(O)/escapes || true
+\t-ls /root >/dev/null 2>&1 && echo read-root >> $(O)/escapes || true
+\t-touch $(CURDIR)/in-the-source 2>/dev/null && echo wrote-source >> $(O)/escapes || true
+\tip -o link 2>/dev/null | grep -vq ' lo:' && echo network >> $(O)/escapes || true
+\ttouch $(O)/.config
+"""
+
+
+def test_a_kernels_own_build_code_runs_sandboxed(tmp_path):
+    """A profile's kernel tree runs its Makefile as an unprivileged user that can write only its build
+    directory: not /etc, not the source, no root-only files, no network."""
+    from builder.build.kernel import configure
+    tree = tmp_path / "src" / "linux"
+    (tree / "scripts" / "kconfig").mkdir(parents=True)
+    (tree / "Makefile").write_text(HOSTILE_MAKEFILE)
+    merge = tree / "scripts" / "kconfig" / "merge_config.sh"
+    merge.write_text("#!/bin/sh\nid -u >> \"$3.merge-uid\" 2>/dev/null || id -u > /dev/null\n")
+    merge.chmod(0o755)
+    plan = plan_for("{source: tree, version: '6.1', path: src/linux}", tmp_path)
+    build = tmp_path / "cache" / "kernel-build" / "x"
+    configure(plan, tree, build, Runner(), tmp_path / "log")
+    assert (build / "uid").read_text().strip() == "65534"
+    assert not (build / "escapes").exists(), (build / "escapes").read_text()
+    assert not Path("/etc/written-by-a-kernel-makefile").exists() and not (tree / "in-the-source").exists()
