@@ -50,3 +50,23 @@ def sha256_of_tree(path: Path, runner: Runner) -> str:
             digest.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
                           .encode())
     return digest.hexdigest()
+
+
+def sha256_of_content(path: Path) -> str:
+    """Identity of a directory by what it holds (relative paths, types, modes, link targets, file contents),
+    not where it is or when it was touched: the same extra tree in another checkout is the same input."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            entry = Path(root) / name
+            stat = os.lstat(entry)
+            relative = entry.relative_to(path)
+            if entry.is_symlink():
+                detail = f"link {os.readlink(entry)}"
+            elif entry.is_file():
+                detail = f"file {stat.st_mode & 0o7777:o} {sha256_file(entry)}"
+            else:
+                detail = f"dir {stat.st_mode & 0o7777:o}"
+            digest.update(f"{relative}\0{detail}\n".encode())
+    return digest.hexdigest()

@@ -40,13 +40,38 @@ def _show_mkosi_step(line: str) -> bool:
     return line.startswith("‣")
 
 
+def add_extra_trees(project: Path, trees: list[str], files: dict[str, RenderedFile]) -> None:
+    """The profile's extra trees, copied into mkosi.extra/ in order (a later tree wins), under pmem-image's
+    own files: a tree cannot replace the units and scripts the boot proof relies on."""
+    extra = project / "mkosi.extra"
+    ours = {Path(path).relative_to("mkosi.extra") for path in files if path.startswith("mkosi.extra/")}
+    for tree in map(Path, trees):
+        for root, dirs, names in os.walk(tree):
+            relative_root = Path(root).relative_to(tree)
+            for name in sorted(dirs + names):
+                source, relative = Path(root) / name, relative_root / name
+                target = extra / relative
+                if relative in ours:
+                    continue
+                if source.is_symlink():
+                    target.unlink(missing_ok=True)
+                    target.symlink_to(os.readlink(source))
+                elif source.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copystat(source, target, follow_symlinks=False)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(source, target, follow_symlinks=False)
+
+
 def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, RenderedFile],
-              kernel: Optional[KernelArtifact]) -> Path:
+              kernel: Optional[KernelArtifact], extra_trees: list[str] = ()) -> Path:
     """Write the project under staging/, build it, and move what we keep into staging/result/."""
     project, images, result = staging / "project", staging / "images", staging / "result"
     package_cache = out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
     if not runner.dry_run:
         write_tree(files, project)
+        add_extra_trees(project, list(extra_trees), files)
         images.mkdir()
         package_cache.mkdir(parents=True, exist_ok=True)
     extra = ["--extra-tree", str(kernel.tree)] if kernel else []   # the kernel pmem-image built

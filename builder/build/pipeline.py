@@ -21,7 +21,7 @@ from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
 from ..runner import Runner
 from .locks import BuildLock, CacheLock
-from .hashing import sha256_file_memo, sha256_of_tree
+from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
@@ -82,6 +82,13 @@ def _keep_failure_logs(result: Path, destination: Path, hint: str) -> str:
         else (hint + "; " if hint else "") + f"logs in {destination}"
 
 
+def input_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
+    """What the build reads besides the plan and the rendered files: the kernel source and the extra trees,
+    each by content."""
+    trees = [sha256_of_content(Path(path)) if Path(path).is_dir() else "missing" for path in plan.extra_tree_paths]
+    return "\0".join([kernel_source_identity(plan, out_root, runner), *trees])
+
+
 def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
     """The kernel source's content identity (never its path), as far as the build key needs it."""
     if plan.kernel_source == "debian-source":
@@ -97,14 +104,14 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
           mkosi_version: str, force: bool = False, profile_sha256: str = "") -> BuildResult:
     out_root = out_root.absolute()
     directory = out_root / plan.name
-    key = build_key(plan, files, mkosi_version, kernel_source_identity(plan, out_root, runner))
+    key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner))
     if runner.dry_run:
         if not force and (manifest := up_to_date(directory, key)):
             runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
             return BuildResult(directory, key, False, manifest)
         staging = out_root / f".staging-{plan.name}-DRYRUN"
         prepare_kernel(plan, out_root, runner, staging / "result")
-        run_mkosi(runner, staging, out_root, files, None)
+        run_mkosi(runner, staging, out_root, files, None, plan.extra_tree_paths)
         return BuildResult(directory, key, False, {})
     out_root.mkdir(parents=True, exist_ok=True)
     with BuildLock(out_root, plan.name):
@@ -121,7 +128,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             with CacheLock(out_root, "kernels", runner.say):
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             with CacheLock(out_root, "packages", runner.say):
-                result_dir = run_mkosi(runner, staging, out_root, files, kernel)
+                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release)

@@ -24,6 +24,7 @@ from ..profile.loader import read_profile
 from ..profile.schema import profile_schema
 from ..render.outputs import render
 from ..runner import Runner, Terminated, raise_on_termination
+from ..verify import session
 from ..verify.boot import checks_table, verify
 from . import housekeeping
 from .views import plan_text
@@ -131,20 +132,36 @@ def _plan_of_build(directory: Path) -> Plan:
                          "build the profile again with this version, then verify") from None
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def resolve_target(args: argparse.Namespace) -> tuple[Plan, Path]:
+    """PROFILE or out/NAME -> the plan and the build directory (verify, run)."""
     target = args.target
     if target.is_dir():
-        plan, directory = _plan_of_build(target), target
-    else:
-        plan, warnings = load_plan(target, tuple(args.allow_path))
-        directory = _out_root(args) / plan.name
-        built = read_manifest(directory)
-        # Judging an image by a plan it was not built from would prove (or fail) the wrong thing.
-        if built is not None and built.get("plan_hash") != plan.digest():
-            raise UsageError(f"{directory} was built from a different plan than {target} gives now",
-                             f"build it first (pmem-image build {target}), or verify the build as it is: "
-                             f"pmem-image verify {directory}")
+        return _plan_of_build(target), target
+    plan, warnings = load_plan(target, tuple(args.allow_path))
+    directory = _out_root(args) / plan.name
+    built = read_manifest(directory)
+    # Judging (or running) an image by a plan it was not built from would show the wrong thing.
+    if built is not None and built.get("plan_hash") != plan.digest():
+        raise UsageError(f"{directory} was built from a different plan than {target} gives now",
+                         f"build it first (pmem-image build {target}), or use the build as it is: "
+                         f"pmem-image {args.command} {directory}")
+    return plan, directory
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    plan, directory = resolve_target(args)
     return _verify_and_report(plan, directory, Runner(), args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    plan, directory = resolve_target(args)
+    return session.run(plan, directory, Runner(), accel=args.accel, ssh_port=args.ssh_port, persist=args.persist)
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    directory = args.name if args.name.is_dir() else _out_root(args) / args.name
+    command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
+    return Runner().interactive(session.ssh_argv(directory, directory.name, args.user, args.identity, command))
 
 
 def cmd_flush_test(args: argparse.Namespace) -> int:
@@ -222,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     flush.add_argument("--out", type=Path, help="output root holding the compiled binary's cache")
     flush.add_argument("arguments", nargs=argparse.REMAINDER, help="pmem-flush-test arguments (try -- --help)")
     flush.set_defaults(func=cmd_flush_test)
+
+    run_ = commands.add_parser("run", parents=[allow], help="boot the image by hand: serial console here, SSH "
+                                                            "forwarded to 127.0.0.1")
+    run_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
+    run_.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
+    run_.add_argument("--ssh-port", type=int, metavar="N", help="host port for the guest's SSH (default: a free one)")
+    run_.add_argument("--persist", action="store_true", help="keep the guest's writes (out/NAME/run/overlay.qcow2)")
+    run_.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    run_.set_defaults(func=cmd_run)
+
+    ssh = commands.add_parser("ssh", help="log into an image started with pmem-image run")
+    ssh.add_argument("name", type=Path, metavar="NAME|out/NAME")
+    ssh.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
+    ssh.add_argument("--user", help="log in as this user (default: the first user with SSH keys)")
+    ssh.add_argument("-i", "--identity", type=Path, metavar="KEY", help="private key file for ssh -i")
+    ssh.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="a command to run")
+    ssh.set_defaults(func=cmd_ssh)
 
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)

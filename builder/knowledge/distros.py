@@ -19,6 +19,9 @@ class Packages:
     efi_bootloader: tuple[str, ...]  # always: mkosi always makes an ESP
     xfs: tuple[str, ...]
     build: tuple[str, ...]           # mkosi's build overlay (compiles the flush test)
+    ssh: tuple[str, ...] = ()        # the SSH server
+    sudo: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()      # useradd and friends
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,11 @@ _DEBIAN_BASE = ("systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux",
                 "e2fsprogs", "jq")
 _RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs", "jq")
 _DEBIAN = Packages(("linux-image-amd64",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",))
 _UBUNTU = Packages(("linux-image-generic",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",))
 _RPM = Packages(("kernel",), _RPM_BASE, ("grub2-pc", "grub2-pc-modules"), ("grub2-efi-x64", "grub2-efi-x64-modules"),
-                ("xfsprogs",), ("gcc", "glibc-devel"))
+                ("xfsprogs",), ("gcc", "glibc-devel"), ("openssh-server",), ("sudo",), ("shadow-utils",))
 _EOL_FEDORA = "end of life: its packages moved to Fedora's archive, which mkosi 24.3's repositories do not use"
 _EOL_UBUNTU = "end of life: its packages moved to old-releases.ubuntu.com, which mkosi 24.3 does not use"
 

@@ -30,6 +30,14 @@ class PlannedRegion(Frozen):
     mkfs: list[str]               # argv, device last
 
 
+class PlannedUser(Frozen):
+    name: str
+    ssh_authorized_keys: list[str]
+    sudo: bool
+    password_hash: Optional[str]   # None: no password (key login only); the account is not locked
+    groups: list[str]
+
+
 class MemorySpan(Frozen):
     """One piece of the guest's physical memory picture (for people; not part of the identity)."""
     start: int
@@ -40,7 +48,7 @@ class MemorySpan(Frozen):
 
 # Fields that do not change the image: the profile's prose, host paths and the host's mirror
 # (the same profile elsewhere must get the same build key), and display data.
-VIEW_FIELDS = frozenset({"description", "mirror", "kernel_url", "kernel_path", "memory_map"})
+VIEW_FIELDS = frozenset({"description", "mirror", "kernel_url", "kernel_path", "extra_tree_paths", "memory_map"})
 
 
 class Plan(Frozen):
@@ -69,6 +77,13 @@ class Plan(Frozen):
     regions: list[PlannedRegion]
     packages: list[str]
     build_packages: list[str]
+    users: list[PlannedUser]
+    root_ssh_keys: list[str]
+    ssh: bool
+    network: Literal["dhcp", "none"]
+    disk_size: Optional[int]           # root partition bytes; None: as small as its contents (mkosi's guess)
+    console_autologin: bool
+    extra_trees: int                   # how many; their content is hashed into the build key, not their paths
     seed: str
     source_date_epoch: int
     # view
@@ -76,6 +91,7 @@ class Plan(Frozen):
     mirror: Optional[AptMirror]        # this host's Debian mirror (rendered into the package sources)
     kernel_url: Optional[str]          # tarball: URL, or absolute local path
     kernel_path: Optional[str]         # tree: absolute path
+    extra_tree_paths: list[str]        # absolute paths of the profile's extra trees, in order
     memory_map: list[MemorySpan]
 
     def identity(self) -> dict:

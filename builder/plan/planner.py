@@ -20,7 +20,8 @@ from ..profile.model import Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
 from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
-from .model import MemorySpan, Plan, PlannedRegion
+from . import access_checks  # noqa: F401  (registers its checks)
+from .model import MemorySpan, Plan, PlannedRegion, PlannedUser
 
 SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
 # Fixed so an unchanged profile gives the same file timestamps; bumped only with the renderer.
@@ -80,12 +81,15 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
     return planned
 
 
-def _image_packages(record: Release, bios: bool, xfs: bool, distro_kernel: bool) -> list[str]:
+def _image_packages(record: Release, profile: Profile, xfs: bool) -> list[str]:
     chosen = record.packages
-    names = [*(chosen.kernel if distro_kernel else ()), *chosen.base, *chosen.efi_bootloader]
-    names += chosen.bios_bootloader if bios else ()
+    names = [*(chosen.kernel if profile.kernel.source == "distro" else ()), *chosen.base, *chosen.efi_bootloader]
+    names += chosen.bios_bootloader if profile.vm.firmware == "bios" else ()
     names += chosen.xfs if xfs else ()
-    return sorted(set(names))
+    names += chosen.ssh if profile.ssh else ()
+    names += chosen.sudo if any(user.sudo for user in profile.users) else ()
+    names += chosen.users if profile.users else ()
+    return sorted(set(names) | set(profile.packages))
 
 
 def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[SourceMap] = None,
@@ -128,8 +132,13 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         kernel_fragments=[f.name for f in chosen], kernel_options=required_options(chosen), kernel_cmdline=cmdline,
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
         bios_bootloader=bios, pmem_backend=BACKEND, regions=regions,
-        packages=_image_packages(record, bios, any(r.filesystem == "xfs" for r in regions), not from_source),
+        packages=_image_packages(record, profile, any(r.filesystem == "xfs" for r in regions)),
         build_packages=sorted(record.packages.build),
+        users=[PlannedUser(**user.model_dump()) for user in profile.users],
+        root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
+        network=profile.network or ("dhcp" if profile.ssh else "none"), disk_size=profile.disk.size,
+        console_autologin=profile.console_autologin, extra_trees=len(profile.extra_trees),
+        extra_tree_paths=[str((base_dir / tree).resolve()) for tree in profile.extra_trees],
         seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
         description=profile.description, mirror=mirror if profile.distribution.name == "debian" else None,
         kernel_url=_local_or_url(profile.kernel.url, base_dir),

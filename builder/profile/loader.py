@@ -115,11 +115,29 @@ def _problem_from_pydantic(error: dict) -> tuple[Problem, bool]:
         owner = _model_at(path[:-1])
         description = owner.model_fields[path[-1]].description if owner and path[-1] in owner.model_fields else ""
         return Problem(path, "required key is missing", description or ""), True
+    hint = _field_hint(path) or _PATTERN_HINTS.get(field, "")
     if kind == "string_pattern_mismatch":
-        return Problem(path, f"{error['input']!r} is not allowed here", _PATTERN_HINTS.get(field, "")), False
+        return Problem(path, f"{error['input']!r} is not allowed here", hint), False
     if kind == "literal_error":
         return Problem(path, message, "choose one of the listed values"), False
-    return Problem(path, message, _PATTERN_HINTS.get(field, "")), False
+    return Problem(path, message, hint), False
+
+
+def _field_hint(path: tuple) -> str:
+    """The hint a field declares itself (json_schema_extra={"hint": ...}), on the field or its list items:
+    users[0].name and name need different hints, so the model says, not a table keyed by bare names."""
+    names = [p for p in path if isinstance(p, str)]
+    key_path = path[: max(i for i, p in enumerate(path) if isinstance(p, str)) + 1] if names else ()
+    owner = _model_at(key_path[:-1])
+    info = owner.model_fields.get(key_path[-1]) if owner and key_path else None
+    if info is None:
+        return ""
+    extras = [info.json_schema_extra] + [m.json_schema_extra for arg in typing.get_args(info.annotation)
+                                         for m in getattr(arg, "__metadata__", ()) if hasattr(m, "json_schema_extra")]
+    for extra in extras:
+        if isinstance(extra, dict) and extra.get("hint"):
+            return extra["hint"]
+    return ""
 
 
 _PATTERN_HINTS = {

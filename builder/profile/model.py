@@ -7,9 +7,10 @@ layout, kernel capabilities) are named functions in checks.py so each can say ho
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from .sizes import SIZE_PATTERN, format_size, parse_size
+from .access import Disk, Network, PackageName, Root, TreePath, User
+from .sizes import Size
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # One kernel argument: no whitespace, quotes, '#', ';' (mkosi comments), '$' (GRUB variables),
@@ -20,12 +21,6 @@ MOUNTPOINT_PATTERN = r"^(/[A-Za-z0-9_.-]+)+$"
 VERSION_PATTERN = r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"
 MEMMAP_PATTERN = r"^[0-9]+[KMGTkmgt]?![0-9]+[KMGTkmgt]?$"
 
-Size = Annotated[
-    int,
-    BeforeValidator(parse_size),
-    PlainSerializer(format_size, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["1G", "512M"]}),
-]
 
 
 class WrittenNumber(str):
@@ -139,3 +134,14 @@ class Profile(StrictModel):
     kernel: Kernel = Field(default_factory=Kernel)
     vm: Vm = Field(default_factory=Vm)
     pmem: list[PmemRegion] = Field(min_length=1, max_length=16, description="Emulated pmem regions.")
+    users: list[User] = Field(default_factory=list, max_length=64, description="Login users; none by default.")
+    root: Root = Field(default_factory=Root, description="Root stays locked unless it gets SSH keys here.")
+    packages: list[PackageName] = Field(default_factory=list, max_length=500,
+                                        description="Extra distribution packages.")
+    extra_trees: list[TreePath] = Field(default_factory=list, max_length=16, description=(
+        "Directories (relative to the profile) copied onto the image's /."))
+    ssh: bool = Field(False, description="openssh-server; host keys are made at first boot, never baked in.")
+    network: Optional[Network] = Field(None, description="dhcp (systemd-networkd on every ethernet link) or "
+                                                         "none; default: dhcp with ssh, else none.")
+    disk: Disk = Field(default_factory=Disk)
+    console_autologin: bool = Field(False, description="Root autologin on the serial console (throwaway labs).")

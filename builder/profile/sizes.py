@@ -1,6 +1,9 @@
 """Byte sizes in the kernel's binary K/M/G/T notation (memparse), both ways."""
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 KIB = 1024
 MIB = 1024**2
@@ -51,3 +54,12 @@ def human_size(value: int) -> str:
             number = value / factor
             return f"{number:.0f} {unit}" if number == int(number) else f"{number:.2f} {unit}"
     return f"{value} B"
+
+
+# A size field of the profile: written as 1G / 512M, kept as bytes, shown in the kernel's notation.
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    PlainSerializer(format_size, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": SIZE_PATTERN, "examples": ["1G", "512M"]}),
+]

@@ -35,6 +35,26 @@ def _has_mirror(plan: Plan) -> bool:
     return plan.mirror is not None
 
 
+def _has_accounts(plan: Plan) -> bool:
+    return bool(plan.users or plan.root_ssh_keys)
+
+
+def _has_ssh(plan: Plan) -> bool:
+    return plan.ssh
+
+
+def _has_dhcp(plan: Plan) -> bool:
+    return plan.network == "dhcp"
+
+
+def _has_disk_size(plan: Plan) -> bool:
+    return plan.disk_size is not None
+
+
+def _has_bios_partition(plan: Plan) -> bool:
+    return plan.disk_size is not None and plan.bios_bootloader
+
+
 @dataclass(frozen=True)
 class _Output:
     template: str
@@ -62,6 +82,15 @@ _OUTPUTS = (
     _Output("selftest-preset.j2", f"{_EXTRA}/usr/lib/systemd/system-preset/50-pmem-image.preset", plain_field),
     _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", shell_checked, executable=True),
     _Output("mkosi.finalize.j2", "mkosi.finalize", shell_checked, executable=True),
+    _Output("mkosi.postinst.chroot.j2", "mkosi.postinst.chroot", shell_checked, executable=True,
+            wanted=_has_accounts),
+    _Output("ssh-keygen.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-ssh-keygen.service", plain_field,
+            wanted=_has_ssh),
+    _Output("network-dhcp.network.j2", f"{_EXTRA}/etc/systemd/network/80-pmem-image-dhcp.network", plain_field,
+            wanted=_has_dhcp),
+    _Output("repart-esp.conf.j2", "mkosi.repart/00-esp.conf", plain_field, wanted=_has_disk_size),
+    _Output("repart-bios.conf.j2", "mkosi.repart/05-bios.conf", plain_field, wanted=_has_bios_partition),
+    _Output("repart-root.conf.j2", "mkosi.repart/10-root.conf", plain_field, wanted=_has_disk_size),
 )
 
 

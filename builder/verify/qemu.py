@@ -20,11 +20,8 @@ KVM_PROBE_SECONDS = 20
 SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
 
 
-def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
-                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True) -> list[str]:
-    """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
-    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
-    guest boots as a published image would."""
+def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None) -> list[str]:
+    """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend, its disk."""
     argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
@@ -33,14 +30,28 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
     if plan.firmware == "uefi":
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars)}"]
-    oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
     argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
-    argv += ["-drive", f"file={option_value(disk)},format=qcow2,if=virtio",
-             *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
-             "-display", "none", "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
-             "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
-             "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
-    return argv
+    return argv + ["-drive", f"file={option_value(disk)},format=qcow2,if=virtio", "-display", "none"]
+
+
+def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
+                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True) -> list[str]:
+    """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
+    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
+    guest boots as a published image would."""
+    oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
+    return [*machine_arguments(plan, disk, accel, ovmf_vars),
+            *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
+            "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
+            "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
+            "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
+
+
+def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Optional[Path] = None) -> list[str]:
+    """The QEMU command of `pmem-image run`: the serial console on this terminal (Ctrl-A X quits, Ctrl-A C is
+    QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port."""
+    return [*machine_arguments(plan, disk, accel, ovmf_vars), "-serial", "mon:stdio",
+            "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
 
 
 def option_value(path: Path) -> str:

@@ -72,7 +72,10 @@ def test_plan_text_and_json(capsys):
 def test_schema_is_json_schema_with_all_keys(capsys):
     code, out, _ = run(capsys, "schema")
     schema = json.loads(out)
-    assert code == 0 and set(schema["properties"]) == {"name", "description", "distribution", "kernel", "vm", "pmem"}
+    assert code == 0 and set(schema["properties"]) == {
+        "name", "description", "distribution", "kernel", "vm", "pmem", "users", "root", "packages", "extra_trees",
+        "ssh", "network", "disk", "console_autologin"}
+    assert schema["$defs"]["User"]["additionalProperties"] is False
     assert schema["$defs"]["PmemRegion"]["additionalProperties"] is False
 
 

@@ -64,7 +64,7 @@ def test_the_build_key_ignores_the_hosts_mirror_but_not_the_release_suites():
 
 def test_the_view_holds_only_what_does_not_change_the_image():
     plan, _ = plan_of_file(PROFILES / "default.yaml")
-    assert set(plan.view()) == {"description", "mirror", "kernel_url", "kernel_path", "memory_map"}
+    assert set(plan.view()) == {"description", "mirror", "kernel_url", "kernel_path", "extra_tree_paths", "memory_map"}
     assert not set(plan.view()) & set(plan.identity())
 
 

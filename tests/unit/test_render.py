@@ -104,5 +104,6 @@ def test_no_template_interpolates_without_escaping():
                 continue
             last_filter = expression.split("|")[-1].strip() if "|" in expression else None
             # Only the quoting filters count: `| join` or `| lower` would leave the value unquoted.
-            assert last_filter in ("shell", "shell_words") or expression.strip() in ("region.device",), \
+            # region.device and user.name are words by their patterns (and the finalize refuses anything else).
+            assert last_filter in ("shell", "shell_words") or expression.strip() in ("region.device", "user.name"), \
                 f"{output.template}: {expression}"

@@ -1,0 +1,113 @@
+"""pmem-image run and ssh: boot a built image by hand on the machine it was planned for, and log into it.
+
+run keeps its state in out/<name>/run/: the copy-on-write overlay (discarded at the end unless --persist),
+a copy of the UEFI variables, and state.json (pid, SSH port, login user) that ssh reads."""
+
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Optional
+
+from ..plan.model import Plan
+from ..profile.errors import UsageError
+from ..profile.sizes import human_size
+from ..runner import Runner
+from .boot import choose_accel
+from .qemu import copy_ovmf_vars, make_overlay, run_command
+
+STATE = "state.json"
+# Each run makes new host keys (none are baked in), so there is nothing to pin them against.
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", "ConnectTimeout=20"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def login_user(plan: Plan) -> Optional[str]:
+    """Who `ssh` logs in as by default: the first user with keys, else root when root has keys."""
+    keyed = [user.name for user in plan.users if user.ssh_authorized_keys]
+    return keyed[0] if keyed else ("root" if plan.root_ssh_keys else None)
+
+
+def banner(plan: Plan, port: int, persist: bool) -> str:
+    lines = [f"pmem-image run: {plan.name} ({plan.distribution} {plan.release}, {plan.machine}, {plan.firmware}, "
+             f"{human_size(plan.memory)} RAM, {plan.cpus} CPUs)"]
+    for region in plan.regions:
+        where = f"{region.filesystem} on {region.mountpoint} ({region.dax_option})" if region.mountpoint else \
+            "no filesystem"
+        lines.append(f"  /dev/{region.device}: {human_size(region.size)} at {region.start:#x}, {where}")
+    user = login_user(plan)
+    if plan.ssh and user:
+        lines.append(f"  ssh: pmem-image ssh {plan.name}   (or: ssh -p {port} {user}@127.0.0.1)")
+    elif plan.ssh:
+        lines.append(f"  ssh: port {port} is forwarded, but the profile gives no SSH keys")
+    if plan.console_autologin:
+        lines.append("  console: root logs in automatically")
+    lines.append(f"  writes go to a copy-on-write overlay that is {'kept (--persist)' if persist else 'discarded'}; "
+                 "Ctrl-A X quits QEMU")
+    return "\n".join(lines)
+
+
+def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_port: Optional[int] = None,
+        persist: bool = False) -> int:
+    image = directory / f"{plan.name}.raw"
+    if not image.exists():
+        raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
+    work = directory / "run"
+    state = work / STATE
+    if state.exists() and _alive(json.loads(state.read_text()).get("pid")):
+        raise UsageError(f"{plan.name} is already running (see {state})", f"log in: pmem-image ssh {plan.name}")
+    work.mkdir(parents=True, exist_ok=True)
+    overlay = work / "overlay.qcow2"
+    if not (persist and overlay.exists()):
+        overlay.unlink(missing_ok=True)
+        runner.run(make_overlay(image, overlay))     # the image itself is never written
+    vars_file = work / "OVMF_VARS.fd"
+    if plan.firmware == "uefi" and not (persist and vars_file.exists()):
+        copy_ovmf_vars(vars_file)
+    port = ssh_port or free_port()
+    accel = choose_accel(accel, directory, plan, runner)
+    state.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan)}) + "\n")
+    print(banner(plan, port, persist), flush=True)
+    try:
+        return runner.interactive(run_command(plan, overlay, accel, port,
+                                              vars_file if plan.firmware == "uefi" else None))
+    finally:
+        state.unlink(missing_ok=True)
+        if not persist:
+            overlay.unlink(missing_ok=True)
+            vars_file.unlink(missing_ok=True)
+
+
+def _alive(pid: Optional[int]) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def ssh_argv(directory: Path, name: str, user: Optional[str], identity: Optional[Path], command: list[str]) -> list[str]:
+    state_file = directory / "run" / STATE
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{name} is not running (no {state_file})", f"start it: pmem-image run {name}") from None
+    login = user or state.get("user")
+    if not login:
+        raise UsageError(f"{name}'s profile gives no SSH keys, so there is nobody to log in as",
+                         "add ssh_authorized_keys to a user (and ssh: true), or pass --user")
+    if shutil.which("ssh") is None:
+        raise UsageError("ssh (the OpenSSH client) is not installed", "apt-get install openssh-client")
+    return ["ssh", "-p", str(state["ssh_port"]), *SSH_OPTIONS, *(["-i", str(identity)] if identity else []),
+            f"{login}@127.0.0.1", *command]
