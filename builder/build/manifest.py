@@ -9,6 +9,7 @@ from typing import Optional
 from .. import __version__
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
+from ..render.launch import launch_argv, libvirt_domain
 from .hashing import sha256_file
 from .kernel import KernelArtifact
 from .mkosi import KEPT_SUFFIXES
@@ -42,7 +43,8 @@ def read_manifest(directory: Path) -> Optional[dict]:
 
 
 def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
-                  seconds: float, kernel: Optional[KernelArtifact], config_release: str) -> dict:
+                  seconds: float, kernel: Optional[KernelArtifact], config_release: str,
+                  final_directory: Optional[Path] = None) -> dict:
     images = sorted(p for p in result.iterdir() if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config")
     raw = result / f"{plan.name}.raw"
     if not raw.exists():
@@ -69,10 +71,14 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "pmem_backend": plan.pmem_backend,
         "memmap": [f"memmap={r.memmap}" for r in plan.regions],
         "image": raw.name,
+        # The launch contract: the regions exist only on this machine type with exactly this much RAM.
+        "launch": {"machine": plan.machine, "memory": plan.memory, "cpus": plan.cpus, "firmware": plan.firmware,
+                   "qemu_argv": launch_argv(plan), "libvirt_domain": f"{plan.name}.libvirt.xml"},
         "files": entries,
         "build_seconds": round(seconds, 1),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    (result / f"{plan.name}.libvirt.xml").write_text(libvirt_domain(plan, (final_directory or result) / raw.name))
     (result / "plan.json").write_text(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
     (result / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -131,7 +131,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
-                                     time.time() - started, kernel, kernel_release)
+                                     time.time() - started, kernel, kernel_release, directory)
             replace_dir(result_dir, directory)
         except PmemImageError as error:
             error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)

@@ -8,30 +8,13 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from ..plan.backends import backend_for
 from ..plan.model import Plan
-from ..profile.sizes import MIB
+from ..render.launch import OVMF_VARS, machine_arguments, option_value
 from ..runner import Runner, stop
 
-OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
-OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 KVM_PROBE_SECONDS = 20
 # OEM strings the self-test looks for (SMBIOS type 11): run the proof, then power off.
 SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
-
-
-def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None) -> list[str]:
-    """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend, its disk."""
-    argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
-    if accel == "kvm":
-        argv += ["-accel", "kvm", "-cpu", "host"]
-    else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
-    if plan.firmware == "uefi":
-        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
-                 "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars)}"]
-    argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
-    return argv + ["-drive", f"file={option_value(disk)},format=qcow2,if=virtio", "-display", "none"]
 
 
 def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
@@ -52,11 +35,6 @@ def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Op
     QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port."""
     return [*machine_arguments(plan, disk, accel, ovmf_vars), "-serial", "mon:stdio",
             "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
-
-
-def option_value(path: Path) -> str:
-    """A path inside a QEMU option string: ',' separates options there, so a literal one is doubled."""
-    return str(path).replace(",", ",,")
 
 
 def kvm_works(kernel: Optional[Path], cache: Optional[Path] = None, runner: Optional[Runner] = None

@@ -118,3 +118,42 @@ def test_pmem_mkfs_script_runs_the_planned_mkfs(trees, tmp_path):
     assert subprocess.run([str(script), "pmem0"], env=env, capture_output=True).returncode == 0
     assert log.read_text().count("\n") == 1
     assert subprocess.run([str(script), "pmem7"], env=env, capture_output=True).returncode == 2
+
+
+def test_access_fields_render_what_mkosi_and_shellcheck_accept(tmp_path):
+    """Users, keys, sudo, packages, extra trees, ssh, disk size and autologin: mkosi 24.3 reads every setting
+    and the user script passes shellcheck."""
+    import json as json_
+    from builder.build.tree import write_tree
+    from builder.render.outputs import render
+    from conftest import plan_of_text
+    (tmp_path / "overlay" / "etc").mkdir(parents=True)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev@laptop"
+    plan, _ = plan_of_text(
+        "name: acc\ndistribution: {name: debian, release: bookworm}\npmem: [{memmap: 1G!4G}]\n"
+        f"users:\n  - {{name: dev, sudo: true, groups: [video], ssh_authorized_keys: ['{key}'],\n"
+        "     password_hash: '$y$j9T$abcdefgh$ijklmnopqrstu'}\nroot: {ssh_authorized_keys: ['" + key + "']}\n"
+        "packages: [fio]\nextra_trees: [overlay]\nssh: true\ndisk: {size: 4G}\nconsole_autologin: true\n",
+        str(tmp_path / "p.yaml"))
+    write_tree(render(plan), tmp_path / "tree")
+    summary = subprocess.run(["mkosi", "-C", str(tmp_path / "tree"), "--json", "summary"], capture_output=True,
+                             text=True, check=True)
+    image = json_.loads(summary.stdout)["Images"][0]
+    assert image["Autologin"] is True and "fio" in image["Packages"] and "openssh-server" in image["Packages"]
+    assert image["RepartDirectories"] and image["PostInstallationScripts"]
+    subprocess.run(["shellcheck", "-s", "sh", str(tmp_path / "tree" / "mkosi.postinst.chroot")], check=True)
+
+
+@pytest.mark.parametrize("name", ["default", "debian-xfs-uefi", "trixie"])
+def test_libvirt_domain_validates(tmp_path, name):
+    """The launch contract as a libvirt domain: libvirt's own schema accepts it (virt-xml-validate)."""
+    from builder.render.launch import libvirt_domain
+    from conftest import PROFILES, plan_of_file
+    plan, _ = plan_of_file(PROFILES / f"{name}.yaml")
+    xml = tmp_path / "domain.xml"
+    xml.write_text(libvirt_domain(plan, tmp_path / f"{name}.raw"))
+    result = subprocess.run(["virt-xml-validate", str(xml), "domain"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = xml.read_text()
+    assert f"<memory unit=\"MiB\">{plan.memory >> 20}</memory>" in text and f"machine=\"{plan.machine}\"" in text
+    assert ('firmware="efi"' in text) == (plan.firmware == "uefi")

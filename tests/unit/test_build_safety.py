@@ -109,6 +109,9 @@ def test_first_build_writes_outputs_and_manifest(env):
     sums = (directory / "SHA256SUMS").read_text()
     assert "default.raw" in sums and (directory / "plan.json").exists() and "Installing Debian" in text
     assert leftovers(env) == []
+    launch = manifest["launch"]
+    assert launch["memory"] == 4 << 30 and launch["machine"] == "q35" and "-snapshot" in launch["qemu_argv"]
+    assert f"<source file=\"{directory / 'default.raw'}\"" in (directory / launch["libvirt_domain"]).read_text()
 
 
 def test_unchanged_profile_is_a_no_op_and_a_change_rebuilds(env, tmp_path):

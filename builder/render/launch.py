@@ -1,0 +1,71 @@
+"""The launch contract: how the image must be started so its pmem regions exist (the machine type, the
+exact RAM, the firmware the plan assumed), as a QEMU command line and as a libvirt domain (pure)."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Optional
+
+from ..plan.backends import backend_for
+from ..plan.model import Plan
+from ..profile.sizes import MIB
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+def option_value(path: Path) -> str:
+    """A path inside a QEMU option string: ',' separates options there, so a literal one is doubled."""
+    return str(path).replace(",", ",,")
+
+
+def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None,
+                      disk_format: str = "qcow2") -> list[str]:
+    """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend, its disk."""
+    argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
+    if accel == "kvm":
+        argv += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
+    if plan.firmware == "uefi":
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars or OVMF_VARS.name)}"]
+    argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
+    return argv + ["-drive", f"file={option_value(disk)},format={disk_format},if=virtio", "-display", "none"]
+
+
+def launch_argv(plan: Plan, ssh_port: int = 2222) -> list[str]:
+    """What `pmem-image run` starts, for the raw image as shipped: -snapshot keeps it unwritten; a UEFI
+    image wants a writable copy of OVMF_VARS_4M.fd beside it."""
+    return [*machine_arguments(plan, Path(f"{plan.name}.raw"), "tcg", disk_format="raw"), "-snapshot",
+            "-serial", "mon:stdio", "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
+
+
+def libvirt_domain(plan: Plan, image: Path) -> str:
+    """A libvirt domain with the same memory layout: machine type, RAM in MiB, CPUs, firmware, a virtio disk."""
+    domain = ET.Element("domain", type="kvm")
+    ET.SubElement(domain, "name").text = plan.name
+    ET.SubElement(domain, "description").text = (
+        f"pmem-image {plan.name}: its pmem regions ({', '.join('memmap=' + r.memmap for r in plan.regions)}) "
+        f"assume exactly this machine type and memory")
+    ET.SubElement(domain, "memory", unit="MiB").text = str(plan.memory // MIB)
+    ET.SubElement(domain, "currentMemory", unit="MiB").text = str(plan.memory // MIB)
+    ET.SubElement(domain, "vcpu").text = str(plan.cpus)
+    os_element = ET.SubElement(domain, "os", **({"firmware": "efi"} if plan.firmware == "uefi" else {}))
+    ET.SubElement(os_element, "type", arch="x86_64", machine=plan.machine).text = "hvm"
+    features = ET.SubElement(domain, "features")
+    ET.SubElement(features, "acpi")
+    ET.SubElement(features, "apic")
+    ET.SubElement(domain, "cpu", mode="host-passthrough")
+    devices = ET.SubElement(domain, "devices")
+    disk = ET.SubElement(devices, "disk", type="file", device="disk")
+    ET.SubElement(disk, "driver", name="qemu", type="raw")
+    ET.SubElement(disk, "source", file=str(image))
+    ET.SubElement(disk, "target", dev="vda", bus="virtio")
+    serial = ET.SubElement(devices, "serial", type="pty")
+    ET.SubElement(serial, "target", port="0")
+    console = ET.SubElement(devices, "console", type="pty")
+    ET.SubElement(console, "target", type="serial", port="0")
+    interface = ET.SubElement(devices, "interface", type="user")
+    ET.SubElement(interface, "model", type="virtio")
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode") + "\n"
