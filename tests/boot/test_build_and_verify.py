@@ -168,3 +168,28 @@ def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
     assert not result.passed
     assert "the boot hangs" in result.checks[0].detail, result.checks[0]
     assert "Linux version" in (OUT / "default" / "verify" / "serial.log").read_text(errors="replace")
+
+
+def test_a_vm_without_the_planned_memory_says_why_pmem_is_missing(tmp_path):
+    """The default image (1G of pmem at 4G, built for 4G of RAM) started with -m 2G: the layout guard says
+    in one console line that /dev/pmem0 cannot exist here, and on what machine it would."""
+    from builder.plan.model import Plan
+    from builder.runner import stop
+    from builder.verify.qemu import make_overlay, qemu_command
+    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
+    small = plan.model_copy(update={"memory": 2 << 30})
+    overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"
+    subprocess.run(make_overlay(OUT / "default" / "default.raw", overlay), check=True)
+    process = subprocess.Popen(qemu_command(small, overlay, serial, tmp_path / "report.log", "tcg", ask_selftest=False),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while "cannot exist on this machine" not in (serial.read_text(errors="replace") if serial.exists() else ""):
+            assert process.poll() is None, "QEMU exited"
+            assert time.monotonic() < deadline, "no layout-guard line in 600 s"
+            time.sleep(1)
+        line = next(l for l in serial.read_text(errors="replace").splitlines() if "cannot exist" in l)
+        assert "/dev/pmem0 (memmap=1G!4G)" in line and "q35 VM with 4096M of RAM" in line, line
+    finally:
+        stop(process)

@@ -81,7 +81,7 @@ def test_fstab_verifies_with_findmnt(trees, name):
 
 
 SCRIPTS = ["mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
-           "mkosi.extra/usr/lib/pmem-image/pmem-selftest"]
+           "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"]
 
 
 @pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])

@@ -45,7 +45,7 @@ def test_executables_and_tree_shape():
     files = render(plan_of_file(PROFILES / "default.yaml")[0])
     executable = {p for p, f in files.items() if f.executable}
     assert executable == {"mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
-                          "mkosi.extra/usr/lib/pmem-image/pmem-selftest"}
+                          "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"}
     assert "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources" in files
     assert files["mkosi.extra/etc/kernel/cmdline"].content == "console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G\n"
 
@@ -107,3 +107,22 @@ def test_no_template_interpolates_without_escaping():
             # region.device and user.name are words by their patterns (and the finalize refuses anything else).
             assert last_filter in ("shell", "shell_words") or expression.strip() in ("region.device", "user.name"), \
                 f"{output.template}: {expression}"
+
+
+def test_the_layout_guard_checks_every_region_against_iomem(tmp_path):
+    """Run the rendered guard against a fake /proc/iomem: silent when the regions are there, one clear line
+    per missing region (exit 1) when the VM is not the one the image was built for."""
+    import subprocess
+    plan, _ = plan_of_file(PROFILES / "multi-region.yaml")
+    script = render(plan)["mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"].content.replace("/proc/iomem",
+                                                                                              str(tmp_path / "iomem"))
+    (tmp_path / "guard").write_text(script)
+    good = ("00100000-7fffffff : System RAM\n100000000-13fffffff : Persistent Memory (legacy)\n"
+            "140000000-17fffffff : Persistent Memory (legacy)\n180000000-1bfffffff : System RAM\n")
+    (tmp_path / "iomem").write_text(good)
+    result = subprocess.run(["sh", str(tmp_path / "guard")], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == ""
+    (tmp_path / "iomem").write_text("00100000-7fffffff : System RAM\n")        # started with -m 2G
+    result = subprocess.run(["sh", str(tmp_path / "guard")], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout.count("cannot exist on this machine") == 2
+    assert "guest RAM ends at 0x7fffffff" in result.stdout and "q35 VM with 6144M" in result.stdout
