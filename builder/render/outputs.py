@@ -90,6 +90,8 @@ _OUTPUTS = (
             wanted=_has_accounts),
     _Output("ssh-keygen.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-ssh-keygen.service", plain_field,
             wanted=_has_ssh),
+    _Output("sshd-pmem-image.conf.j2", f"{_EXTRA}/etc/ssh/sshd_config.d/pmem-image.conf", plain_field,
+            wanted=_has_ssh),
     _Output("network-dhcp.network.j2", f"{_EXTRA}/etc/systemd/network/80-pmem-image-dhcp.network", plain_field,
             wanted=_has_dhcp),
     _Output("repart-esp.conf.j2", "mkosi.repart/00-esp.conf", plain_field, wanted=_has_disk_size),

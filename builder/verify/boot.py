@@ -11,7 +11,8 @@ from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
-from .qemu import copy_ovmf_vars, kvm_works, make_overlay, qemu_command
+from .login import login_check, throwaway_key, wants_login
+from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, qemu_command
 
 BOOT_TIMEOUT = {"kvm": 300, "tcg": 900}
 POWEROFF_GRACE = 60
@@ -86,10 +87,14 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
     runner.run(make_overlay(image, overlay))   # the image itself is never written
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
-    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot)
+    user = wants_login(plan)
+    key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
+    port = free_port() if user else 0
+    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
+                        login=(public, port) if user else None)
     started = time.monotonic()
     process = runner.spawn(argv)
-    report = None
+    report, login = None, None
     boot_seconds = 0.0
     try:
         while process is not None and time.monotonic() - started < timeout:
@@ -100,7 +105,10 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         boot_seconds = time.monotonic() - started
         # Whether QEMU ended by itself, read before stop() below reaps it (after that it always has).
         exited_by_itself = process is not None and process.poll() is not None
-        if report is not None and process is not None:
+        if report is not None and process is not None and user:
+            runner.say(f"report received after {boot_seconds:.0f}s; logging in as {user} over SSH")
+            login = login_check(plan, user, port, key, runner)
+        elif report is not None and process is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; waiting for the guest to power off")
             deadline = time.monotonic() + POWEROFF_GRACE
             while process.poll() is None and time.monotonic() < deadline:
@@ -111,6 +119,8 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
             overlay.unlink(missing_ok=True)
     serial = _read(serial_log)
     checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
+    if user and report is not None:
+        checks.append(login or Check(f"ssh login as {user}", False, "QEMU exited before the login"))
     if report is None:
         checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself)
     else:

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -18,14 +19,20 @@ SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
 
 
 def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
-                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True) -> list[str]:
+                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True,
+                 login: Optional[tuple[str, int]] = None) -> list[str]:
     """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
     process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
-    guest boots as a published image would."""
-    oem = [*(SELFTEST_OEM_STRINGS if ask_selftest else ()), *(["pmem-image:warm-reboot"] if warm_reboot else [])]
+    guest boots as a published image would. login=(public key, port): the self-test installs the key for
+    this boot only, the guest's SSH is forwarded to the port, and it stays up for the login (no poweroff)."""
+    oem = [*(SELFTEST_OEM_STRINGS[:1] if ask_selftest else ()),
+           *(SELFTEST_OEM_STRINGS[1:] if ask_selftest and not login else ()),
+           *(["pmem-image:warm-reboot"] if warm_reboot else []),
+           *([f"pmem-image:ssh-key={login[0]}"] if login else [])]
+    nic = f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{login[1]}-:22" if login else "none"
     return [*machine_arguments(plan, disk, accel, ovmf_vars),
-            *(["-smbios", "type=11," + ",".join(f"value={s}" for s in oem)] if oem else []),
-            "-monitor", "none", "-nic", "none", *([] if warm_reboot else ["-no-reboot"]),
+            *(["-smbios", "type=11," + ",".join(f"value={option_value(s)}" for s in oem)] if oem else []),
+            "-monitor", "none", "-nic", nic, *([] if warm_reboot else ["-no-reboot"]),
             "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
             "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
 
@@ -81,6 +88,13 @@ def _probe_kvm(kernel: Path, runner: Runner) -> tuple[bool, str]:
             return False, f"a KVM guest printed nothing in {KVM_PROBE_SECONDS}s (KVM present but not working)"
         finally:
             stop(process, grace=0)
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 for the guest's forwarded SSH."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def make_overlay(image: Path, overlay: Path) -> list[str]:

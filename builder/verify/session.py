@@ -6,7 +6,6 @@ a copy of the UEFI variables, and state.json (pid, SSH port, login user) that ss
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Optional
 
@@ -15,18 +14,10 @@ from ..profile.errors import UsageError
 from ..profile.sizes import human_size
 from ..runner import Runner
 from .boot import choose_accel
-from .qemu import copy_ovmf_vars, make_overlay, run_command
+from .login import SSH_OPTIONS
+from .qemu import copy_ovmf_vars, free_port, make_overlay, run_command
 
 STATE = "state.json"
-# Each run makes new host keys (none are baked in), so there is nothing to pin them against.
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-               "-o", "ConnectTimeout=20"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def login_user(plan: Plan) -> Optional[str]:

@@ -1,0 +1,45 @@
+"""The proof's SSH row: verify hands the guest a throwaway key (an SMBIOS OEM string the self-test puts
+under /run, never into the image), then logs in over the forwarded port as the profile's first user."""
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from ..plan.model import Plan
+from ..runner import Runner
+from .proof import Check
+
+LOGIN_SECONDS = 120
+# Each boot makes new host keys (none are baked in), so there is nothing to pin them against.
+SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", "ConnectTimeout=20"]
+NON_INTERACTIVE = ["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"]
+
+
+def wants_login(plan: Plan) -> Optional[str]:
+    """The user verify logs in as: the first profile user, when the image has SSH."""
+    return plan.users[0].name if plan.ssh and plan.users else None
+
+
+def throwaway_key(work: Path, runner: Runner) -> tuple[Path, str]:
+    key = work / "verify-key"
+    runner.capture(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pmem-image-verify", "-f", str(key)])
+    return key, (work / "verify-key.pub").read_text().strip()
+
+
+def login_check(plan: Plan, user: str, port: int, key: Path, runner: Runner) -> Check:
+    """Log in and read the first pmem mount's options (or just run `true`), retrying while sshd starts."""
+    mount = next((r.mountpoint for r in plan.regions if r.mountpoint), None)
+    command = ["findmnt", "-no", "OPTIONS", mount] if mount else ["true"]
+    argv = ["ssh", "-p", str(port), *SSH_OPTIONS, *NON_INTERACTIVE, "-i", str(key), f"{user}@127.0.0.1", *command]
+    deadline, result = time.monotonic() + LOGIN_SECONDS, None
+    while time.monotonic() < deadline:
+        result = runner.query(argv, timeout=60)
+        if result.returncode == 0:
+            break
+        time.sleep(3)
+    ok = result is not None and result.returncode == 0 and (mount is None or "dax" in result.stdout)
+    seen = (result.stdout.strip() or result.stderr.strip())[:200] if result else "no attempt"
+    return Check(f"ssh login as {user}", ok,
+                 f"key login over 127.0.0.1:{port}; {' '.join(command)}: {seen}" if ok else
+                 f"no key login over SSH in {LOGIN_SECONDS}s: {seen}")
