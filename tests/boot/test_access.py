@@ -65,6 +65,9 @@ def test_golden_hygiene_of_an_image_with_users_and_ssh(lab):
         return subprocess.run(["debugfs", "-R", request, source], capture_output=True, text=True).stdout
 
     assert "ssh_host_" not in debugfs("ls /etc/ssh")
+    logs = debugfs("ls /var/log")
+    assert "alternatives.log" not in logs and "dpkg.log" not in logs and "history.log" not in debugfs("ls /var/log/apt")
+    assert "_Packages" not in debugfs("ls /var/lib/apt/lists")              # no package lists of the build
     shadow = {line.split(":")[0]: line.split(":")[1] for line in debugfs("cat /etc/shadow").splitlines() if ":" in line}
     assert shadow["root"] in ("*", "!", "!*") and shadow["dev"] == "*"
     assert debugfs("cat /etc/machine-id").strip() in ("", "uninitialized")
