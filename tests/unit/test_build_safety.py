@@ -261,3 +261,49 @@ def test_clean_and_gc(env):
     assert main(["gc", "--out", str(out)]) == 0 and not (out / ".cache" / "packages" / "x.deb").exists()
     assert main(["clean", "--out", str(out), "default"]) == 0 and not (out / "default").exists()
     assert main(["clean", "--out", str(out), "default"]) == 2
+
+
+FAKE_KERNEL_MAKEFILE = """VERSION = 6
+PATCHLEVEL = 1
+SUBLEVEL = 5
+tinyconfig x86_64_defconfig:
+\techo "# fresh start config" > $(O)/.config
+olddefconfig:
+\t@true
+kernelrelease:
+\t@echo 6.1.5-pmem
+bzImage:
+\techo "compiled by $$(id -u) at $$(date +%s.%N)" >> $(O)/compilations
+\tsleep 2
+\tmkdir -p $(O)/arch/x86/boot && echo bzImage > $(O)/arch/x86/boot/bzImage
+modules:
+\t@true
+modules_install:
+\tmkdir -p $(INSTALL_MOD_PATH)/lib/modules/6.1.5-pmem/kernel
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the kernel sandbox drops from root to an unprivileged user")
+def test_two_profiles_sharing_a_kernel_build_it_once_in_turn(env, tmp_path):
+    """Two profiles whose kernels come from the same tree, built at the same time: the second waits for the
+    shared kernel cache and reuses the first's kernel (one compilation, by the sandbox user); both finish."""
+    tree = tmp_path / "profiles" / "linux"
+    (tree / "scripts" / "kconfig").mkdir(parents=True)
+    (tree / "Makefile").write_text(FAKE_KERNEL_MAKEFILE)
+    merge = tree / "scripts" / "kconfig" / "merge_config.sh"
+    merge.write_text('#!/bin/sh\ncat "$5" >> "$4"\n')          # -m -O BUILD .config FRAGMENT
+    merge.chmod(0o755)
+    profiles = []
+    for name in ("kernel-a", "kernel-b"):
+        profile = tmp_path / "profiles" / f"{name}.yaml"
+        profile.write_text(f"name: {name}\ndistribution: {{name: debian, release: bookworm}}\n"
+                           "kernel: {source: tree, version: '6.1.5', path: linux}\npmem: [{memmap: 1G!4G}]\n")
+        profiles.append(profile)
+    options = plan_of_file(profiles[0])[0].kernel_options
+    Path(env["FAKE_KERNEL_CONFIG"]).write_text("".join(f"CONFIG_{s}={v}\n" for s, v in options.items()))
+    first, second = (build(env, profile=p) for p in profiles)
+    (code_a, text_a), (code_b, text_b) = finish(first), finish(second)
+    assert code_a == 0 and code_b == 0, text_a + text_b
+    compilations = list((Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "kernel-build").glob("*/compilations"))
+    assert len(compilations) == 1 and compilations[0].read_text().count("compiled by 65534") == 1
+    assert "cached build" in text_a + text_b and "waiting for the shared kernels cache" in text_a + text_b
