@@ -109,20 +109,27 @@ def test_no_template_interpolates_without_escaping():
                 f"{output.template}: {expression}"
 
 
-def test_the_layout_guard_checks_every_region_against_iomem(tmp_path):
-    """Run the rendered guard against a fake /proc/iomem: silent when the regions are there, one clear line
-    per missing region (exit 1) when the VM is not the one the image was built for."""
+def test_the_layout_guard_checks_every_region_against_the_firmware_ram(tmp_path):
+    """Run the rendered guard with a stand-in dmesg: silent when the firmware's RAM holds every region, one
+    clear line per region it cannot hold (exit 1) when the VM is not the one the image was built for."""
+    import os
     import subprocess
     plan, _ = plan_of_file(PROFILES / "multi-region.yaml")
-    script = render(plan)["mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"].content.replace("/proc/iomem",
-                                                                                              str(tmp_path / "iomem"))
-    (tmp_path / "guard").write_text(script)
-    good = ("00100000-7fffffff : System RAM\n100000000-13fffffff : Persistent Memory (legacy)\n"
-            "140000000-17fffffff : Persistent Memory (legacy)\n180000000-1bfffffff : System RAM\n")
-    (tmp_path / "iomem").write_text(good)
-    result = subprocess.run(["sh", str(tmp_path / "guard")], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout == ""
-    (tmp_path / "iomem").write_text("00100000-7fffffff : System RAM\n")        # started with -m 2G
-    result = subprocess.run(["sh", str(tmp_path / "guard")], capture_output=True, text=True)
-    assert result.returncode == 1 and result.stdout.count("cannot exist on this machine") == 2
-    assert "guest RAM ends at 0x7fffffff" in result.stdout and "q35 VM with 6144M" in result.stdout
+    (tmp_path / "guard").write_text(render(plan)["mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"].content)
+    (tmp_path / "dmesg").write_text("#!/bin/sh\ncat \"$FIRMWARE_MAP\"\n")
+    (tmp_path / "dmesg").chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "FIRMWARE_MAP": str(tmp_path / "map")}
+
+    def guard(*lines: str):
+        (tmp_path / "map").write_text("".join(f"[    0.000000] BIOS-e820: [mem {l.split()[0]}] {l.split()[1]}\n"
+                                              for l in lines))
+        return subprocess.run(["sh", str(tmp_path / "guard")], capture_output=True, text=True, env=env)
+
+    six_gib = guard("0x0000000000000000-0x000000000009fbff usable", "0x0000000000100000-0x000000007ffdffff usable",
+                    "0x00000000b0000000-0x00000000bfffffff reserved", "0x0000000100000000-0x000000017fffffff usable")
+    assert six_gib.returncode == 0 and six_gib.stdout == ""
+    two_gib = guard("0x0000000000000000-0x000000000009fbff usable", "0x0000000000100000-0x000000007ffdffff usable")
+    assert two_gib.returncode == 1 and two_gib.stdout.count("cannot exist on this machine") == 2
+    assert "guest RAM ends at 0x000000007ffdffff" in two_gib.stdout and "q35 VM with 6144M" in two_gib.stdout
+    unknown = guard()
+    assert unknown.returncode == 0 and "not checked" in unknown.stdout
