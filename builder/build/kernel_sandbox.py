@@ -52,6 +52,6 @@ class KbuildSandbox:
             binds += ["--bind", str(path), str(path)]
         return ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--dev", "/dev", "--proc", "/proc",
-                "--tmpfs", "/tmp", *binds, "--setenv", "HOME", "/tmp", "--chdir", str(cwd),
+                "--perms", "1777", "--tmpfs", "/tmp", *binds, "--setenv", "HOME", "/tmp", "--chdir", str(cwd),
                 "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]

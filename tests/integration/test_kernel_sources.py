@@ -173,13 +173,15 @@ tinyconfig olddefconfig:
 \t-ls /root >/dev/null 2>&1 && echo read-root >> $(O)/escapes || true
 \t-touch $(CURDIR)/in-the-source 2>/dev/null && echo wrote-source >> $(O)/escapes || true
 \tip -o link 2>/dev/null | grep -vq ' lo:' && echo network >> $(O)/escapes || true
+\tmktemp >/dev/null 2>&1 || echo no-writable-tmp >> $(O)/escapes
 \ttouch $(O)/.config
 """
 
 
 def test_a_kernels_own_build_code_runs_sandboxed(tmp_path):
     """A profile's kernel tree runs its Makefile as an unprivileged user that can write only its build
-    directory: not /etc, not the source, no root-only files, no network."""
+    directory (and a private /tmp, which compilers need): not /etc, not the source, no root-only files, no
+    network."""
     from builder.build.kernel import configure
     tree = tmp_path / "src" / "linux"
     (tree / "scripts" / "kconfig").mkdir(parents=True)
