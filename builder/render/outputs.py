@@ -71,6 +71,7 @@ _OUTPUTS = (
     _Output("mkosi.sources.j2", "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources", plain_field,
             wanted=_has_mirror, host_specific=True),
     _Output("fstab.j2", f"{_EXTRA}/etc/fstab", plain_field),
+    _Output("hosts.j2", f"{_EXTRA}/etc/hosts", plain_field),
     _Output("pmem-mkfs@.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-mkfs@.service", plain_field,
             wanted=_has_mkfs),
     _Output("pmem-mkfs.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-mkfs", shell_checked, executable=True,

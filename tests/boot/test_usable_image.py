@@ -99,7 +99,8 @@ def test_run_then_ssh_in_and_use_the_pmem(lab):
             return result.stdout
 
         assert "dax" in guest("findmnt", "-no", "OPTIONS", "/mnt/pmem0")
-        assert "namespace0.0" in guest("sudo", "-n", "ndctl", "list")
+        listing = pmem_image(env, "ssh", NAME, "-i", key, "--", "sudo", "-n", "ndctl", "list")
+        assert "namespace0.0" in listing.stdout and "unable to resolve host" not in listing.stderr, listing.stderr
         assert guest("fio", "--version").startswith("fio-")
         assert guest("cat", "/etc/pmem-lab/motd") == "from the extra tree\n"
         size_kb = int(guest("df", "--output=size", "-k", "/").split()[-1])
