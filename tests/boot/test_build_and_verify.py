@@ -1,9 +1,9 @@
 """The real path: mkosi 24.3 builds the shipped profiles, QEMU boots them (KVM if it works, else TCG)
 and the guest proves pmem + DAX. Minutes; CI runs them."""
 
+import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -49,30 +49,43 @@ def test_pmem_survives_a_warm_reboot():
     assert "seeds written; warm reboot" in serial and "already has a filesystem; keeping it" in serial
 
 
-def test_published_image_boots_without_running_the_self_test(tmp_path):
-    """No OEM string, no kernel argument: the image reaches its login prompt, writes no report and stays up."""
-    from builder.plan.planner import Plan
-    from builder.verify.proof import BEGIN
-    from builder.verify.qemu import make_overlay, qemu_command
+@contextlib.contextmanager
+def booted_as_published(tmp_path: Path, **plan_changes):
+    """The default image started as a user would (no self-test asked), optionally on another machine than
+    its plan's; yields (QEMU process, serial log) and stops QEMU afterwards."""
+    from builder.plan.model import Plan
     from builder.runner import stop
-    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
+    from builder.verify.qemu import make_overlay, qemu_command
+    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text()).model_copy(update=plan_changes)
     overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"
     subprocess.run(make_overlay(OUT / "default" / "default.raw", overlay), check=True)
     process = subprocess.Popen(qemu_command(plan, overlay, serial, tmp_path / "report.log", "tcg", ask_selftest=False),
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
-        deadline = time.monotonic() + 600
-        while "login:" not in (serial.read_text(errors="replace") if serial.exists() else ""):
-            assert process.poll() is None, "QEMU exited before the login prompt"
-            assert time.monotonic() < deadline, "no login prompt in 600 s"
-            time.sleep(1)
+        yield process, serial
+    finally:
+        stop(process)
+
+
+def wait_for_console(process, serial: Path, text: str, seconds: float = 600) -> str:
+    deadline = time.monotonic() + seconds
+    while text not in (serial.read_text(errors="replace") if serial.exists() else ""):
+        assert process.poll() is None, f"QEMU exited before {text!r}"
+        assert time.monotonic() < deadline, f"no {text!r} on the console in {seconds:.0f} s"
+        time.sleep(1)
+    return serial.read_text(errors="replace")
+
+
+def test_published_image_boots_without_running_the_self_test(tmp_path):
+    """No OEM string, no kernel argument: the image reaches its login prompt, writes no report and stays up."""
+    from builder.verify.proof import BEGIN
+    with booted_as_published(tmp_path) as (process, serial):
+        wait_for_console(process, serial, "login:")
         time.sleep(10)   # the self-test unit would have run by now (it is ordered after the pmem mounts)
         text = serial.read_text(errors="replace")
         assert "login:" in text and BEGIN not in text and "Mounted" in text
         assert process.poll() is None, "the guest powered itself off"
-    finally:
-        stop(process)
 
 
 def test_unchanged_profile_is_a_no_op():
@@ -173,23 +186,7 @@ def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
 def test_a_vm_without_the_planned_memory_says_why_pmem_is_missing(tmp_path):
     """The default image (1G of pmem at 4G, built for 4G of RAM) started with -m 2G: the layout guard says
     in one console line that /dev/pmem0 cannot exist here, and on what machine it would."""
-    from builder.plan.model import Plan
-    from builder.runner import stop
-    from builder.verify.qemu import make_overlay, qemu_command
-    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
-    small = plan.model_copy(update={"memory": 2 << 30})
-    overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"
-    subprocess.run(make_overlay(OUT / "default" / "default.raw", overlay), check=True)
-    process = subprocess.Popen(qemu_command(small, overlay, serial, tmp_path / "report.log", "tcg", ask_selftest=False),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while "cannot exist on this machine" not in (serial.read_text(errors="replace") if serial.exists() else ""):
-            assert process.poll() is None, "QEMU exited"
-            assert time.monotonic() < deadline, "no layout-guard line in 600 s"
-            time.sleep(1)
-        line = next(l for l in serial.read_text(errors="replace").splitlines() if "cannot exist" in l)
-        assert "/dev/pmem0 (memmap=1G!4G)" in line and "q35 VM with 4096M of RAM" in line, line
-    finally:
-        stop(process)
+    with booted_as_published(tmp_path, memory=2 << 30) as (process, serial):
+        text = wait_for_console(process, serial, "cannot exist on this machine")
+    line = next(l for l in text.splitlines() if "cannot exist" in l)
+    assert "/dev/pmem0 (memmap=1G!4G)" in line and "q35 VM with 4096M of RAM" in line, line
