@@ -1,6 +1,5 @@
 """The caches under out/.cache that every profile shares, which lock guards each, and trimming them (gc)."""
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -8,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from .locks import CacheLock
+from .manifest import read_manifest
 
 # name -> what it holds (for gc's summary)
 CACHES = {
@@ -53,10 +53,7 @@ def kernels_in_use(out_root: Path) -> set[str]:
     """Kernel build keys that an existing output under out_root was built with."""
     keys = set()
     for manifest in out_root.glob("*/manifest.json"):
-        try:
-            key = json.loads(manifest.read_text()).get("kernel_build_key")
-        except (OSError, ValueError):
-            continue
+        key = (read_manifest(manifest.parent) or {}).get("kernel_build_key")
         if key:
             keys.add(key)
     return keys

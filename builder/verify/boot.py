@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build.manifest import read_manifest
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..runner import Runner, stop
@@ -68,10 +69,7 @@ def _built_kernel_release(directory: Path, plan: Plan) -> str:
     """The release of a kernel pmem-image built for this image ('' for the distribution's kernel)."""
     if plan.kernel_source == "distro":
         return ""
-    try:
-        return json.loads((directory / "manifest.json").read_text()).get("kernel_release", "")
-    except (OSError, ValueError):
-        return ""
+    return (read_manifest(directory) or {}).get("kernel_release", "")
 
 
 def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
