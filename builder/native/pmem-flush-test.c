@@ -63,7 +63,7 @@ struct options {
     const char *method;
     uint64_t size;
     const char *path;
-    bool write_seed, check_seed, corrupt_for_test;
+    bool write_seed, check_seed, corrupt_for_test, device;
     uint64_t seed;
 };
 
@@ -262,7 +262,9 @@ static uint64_t parse_seed(const char *text) {
 static void usage(FILE *out) {
     fputs("usage: pmem-flush-test [--json] [--method auto|clwb|clflushopt|clflush|ntstore|msync|all]\n"
           "                       [--size BYTES] [--write-seed N | --check-seed N] PATH\n"
+          "       pmem-flush-test [--json] [--method M] [--size BYTES] --device /dev/daxN.M\n"
           "PATH is a directory (a temporary file is made and removed there) or a file.\n"
+          "--device writes a pattern to a device DAX and reads it back through a second mapping.\n"
           "--write-seed N writes and flushes a seeded pattern that --check-seed N verifies later\n"
           "(e.g. across a warm reboot); with a directory the file is PATH/pmem-flush-test.seed.\n"
           "PMEM_NO_CLWB=1, PMEM_NO_CLFLUSHOPT=1, PMEM_NO_MOVNT=1 hide an instruction (as in PMDK).\n"
@@ -277,6 +279,7 @@ static struct options parse_args(int argc, char **argv) {
         if (!strcmp(a, "--json")) o.json = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
         else if (!strcmp(a, "--corrupt-for-test")) o.corrupt_for_test = true;
+        else if (!strcmp(a, "--device")) o.device = true;
         else if (!strcmp(a, "--method") || !strcmp(a, "--size") || !strcmp(a, "--write-seed") ||
                  !strcmp(a, "--check-seed")) {
             if (!value) fail("%s needs a value", a);
@@ -290,6 +293,7 @@ static struct options parse_args(int argc, char **argv) {
     }
     if (!o.path) { usage(stderr); fail("PATH is required"); }
     if (o.write_seed && o.check_seed) fail("--write-seed and --check-seed exclude each other");
+    if (o.device && (o.write_seed || o.check_seed)) fail("--device takes neither --write-seed nor --check-seed");
     return o;
 }
 
@@ -430,9 +434,45 @@ static int run_seed(const struct options *o, int fd, const char *file, const str
     return 0;
 }
 
+/* Device DAX (/dev/daxN.M) has no read(2) and no file to allocate: store the pattern through one
+ * mapping with the best flush method, unmap it, and read it back through a second mapping. */
+static int run_device(const struct options *o, const struct features *f) {
+    struct stat st;
+    if (stat(o->path, &st) != 0 || !S_ISCHR(st.st_mode) || strncmp(o->path, "/dev/dax", 8))
+        fail("--device %s: give a device DAX character device (/dev/daxN.M)", o->path);
+    int fd = open(o->path, O_RDWR);
+    if (fd < 0) fail("cannot open %s: %s", o->path, strerror(errno));
+    enum method chosen[M_COUNT];
+    select_methods(o->method, f, chosen);
+    bool map_sync;
+    int map_sync_errno = 0;
+    char *map = map_file(fd, o->size, &map_sync, &map_sync_errno);
+    double seconds = store_and_persist(chosen[0], map, o->size, o->seed, NULL);
+    munmap(map, o->size);
+    map = map_file(fd, o->size, &map_sync, &map_sync_errno);
+    bool ok = true;
+    for (uint64_t i = 0; i < o->size / 8 && ok; i++) ok = ((const uint64_t *)map)[i] == pattern_word(o->seed, i);
+    munmap(map, o->size);
+    close(fd);
+    if (o->json) {
+        printf("{\"program\":\"pmem-flush-test\",\"device\":");
+        json_string(o->path);
+        printf(",\"size\":%" PRIu64 ",\"method\":\"%s\",\"map_sync\":%s,\"seconds\":%.6f,\"verification\":\"%s\"}\n",
+               o->size, method_names[chosen[0]], map_sync ? "true" : "false", seconds, ok ? "ok" : "failed");
+    } else {
+        printf("%s: %" PRIu64 " bytes stored with %s, read back through a new mapping: %s\n", o->path, o->size,
+               method_names[chosen[0]], ok ? "ok" : "FAILED");
+    }
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     struct options o = parse_args(argc, argv);
     struct features f = detect_features();
+    if (o.device) {
+        o.seed = 0x646178ull;
+        return run_device(&o, &f);
+    }
     enum method methods[M_COUNT + 2];
     int n = (o.write_seed || o.check_seed) ? 0 : select_methods(o.method, &f, methods);
     char file[PATH_MAX + 64];
