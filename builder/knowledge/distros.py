@@ -5,7 +5,7 @@ whether mkosi 24.3 can still build it. Checks, plan and render read these record
 keys on a release name.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from .kernels import KernelVersion
@@ -22,6 +22,9 @@ class Packages:
     ssh: tuple[str, ...] = ()        # the SSH server
     sudo: tuple[str, ...] = ()
     users: tuple[str, ...] = ()      # useradd and friends
+    devdax: tuple[str, ...] = ()     # daxctl, for device DAX regions
+    pmdk: tuple[str, ...] = ()       # pmdk: true; empty where the release's repositories (as used here) lack PMDK
+    pmdk_build: tuple[str, ...] = () # what the build overlay needs to compile the PMDK proof program
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,24 @@ _DEBIAN_BASE = ("systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux",
                 "e2fsprogs", "jq")
 _RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs", "jq")
 _DEBIAN = Packages(("linux-image-amd64",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",))
 _UBUNTU = Packages(("linux-image-generic",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",))
+# PMDK 1.12 (bookworm) and 1.13 (trixie): runtime and headers, pmempool and daxio (pmdk-tools), daxctl, a compiler.
+# (Ubuntu has PMDK in universe, which the images do not enable; CentOS/Fedora: not verified here.)
+_DEBIAN_PMDK = replace(_DEBIAN, pmdk=(
+    "libpmem-dev", "libpmem2-dev", "libpmemobj-dev", "pmdk-tools", "daxctl", "gcc", "libc6-dev", "pkgconf"),
+    pmdk_build=("libpmem-dev", "libpmem2-dev", "libpmemobj-dev"))
 _RPM = Packages(("kernel",), _RPM_BASE, ("grub2-pc", "grub2-pc-modules"), ("grub2-efi-x64", "grub2-efi-x64-modules"),
-                ("xfsprogs",), ("gcc", "glibc-devel"), ("openssh-server",), ("sudo",), ("shadow-utils",))
+                ("xfsprogs",), ("gcc", "glibc-devel"), ("openssh-server",), ("sudo",), ("shadow-utils",),
+                ("daxctl",))
 _EOL_FEDORA = "end of life: its packages moved to Fedora's archive, which mkosi 24.3's repositories do not use"
 _EOL_UBUNTU = "end of life: its packages moved to old-releases.ubuntu.com, which mkosi 24.3 does not use"
 
 
-def _debian(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "") -> Release:
-    return Release("debian", release, kernel, _DEBIAN, "ext4", suffix,
+def _debian(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "",
+            packages: Packages = _DEBIAN) -> Release:
+    return Release("debian", release, kernel, packages, "ext4", suffix,
                    (release, f"{release}-updates"), f"{release}-security", unsupported)
 
 
@@ -74,8 +84,8 @@ RELEASES: tuple[Release, ...] = (
     _debian("buster", (4, 19, 0), ".ko", "archived at archive.debian.org, and its security suite is "
             "buster/updates, which mkosi 24.3 does not write"),
     _debian("bullseye", (5, 10, 0), ".ko"),
-    _debian("bookworm", (6, 1, 0), ".ko"),
-    _debian("trixie", (6, 12, 0), ".ko.xz"),
+    _debian("bookworm", (6, 1, 0), ".ko", packages=_DEBIAN_PMDK),
+    _debian("trixie", (6, 12, 0), ".ko.xz", packages=_DEBIAN_PMDK),
     _ubuntu("focal", (5, 4, 0), ".ko"),
     _ubuntu("jammy", (5, 15, 0), ".ko"),
     _ubuntu("noble", (6, 8, 0), ".ko.zst"),

@@ -9,6 +9,7 @@ MINIMUM_KERNEL: KernelVersion = (4, 3, 0)
 MINIMUM_KERNEL_LACKS = "ZONE_DEVICE (struct pages for pmem), without which DAX cannot work; libnvdimm alone came in 4.2"
 DAX_TRISTATE = {"ext4": (5, 9, 0), "xfs": (5, 8, 0)}  # dax=always|never|inode
 MAP_SYNC_KERNEL: KernelVersion = (4, 15, 0)    # mmap(MAP_SHARED_VALIDATE | MAP_SYNC) on DAX files
+DEVDAX_KERNEL: KernelVersion = (4, 10, 0)      # device DAX on pfn metadata (kernel-fragments/pmem-pfn-dax)
 
 
 def parse_version(text: str) -> KernelVersion:

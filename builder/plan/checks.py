@@ -14,6 +14,7 @@ from ..knowledge.kconfig import Fragment
 from ..knowledge.kernels import (DAX_TRISTATE, MAP_SYNC_KERNEL, MINIMUM_KERNEL, MINIMUM_KERNEL_LACKS, KernelVersion,
                                  format_version, parse_version)
 from ..knowledge.memory import pmem_windows, ram_spans
+from ..knowledge.namespaces import device_name
 from ..profile.errors import Problem
 from ..profile.model import Profile
 from ..profile.sizes import GIB, MIB, format_size, human_size
@@ -96,7 +97,7 @@ def resolve_kernel_version(profile: Profile, record: Release) -> tuple[Optional[
 def default_mountpoints(profile: Profile) -> dict[int, str]:
     """Mountpoint per profile index: the one written, else /mnt/pmemN after the device it becomes."""
     by_address = sorted(range(len(profile.pmem)), key=lambda i: profile.pmem[i].offset or 0)
-    return {index: profile.pmem[index].mountpoint or f"/mnt/pmem{number}"
+    return {index: profile.pmem[index].mountpoint or f"/mnt/{device_name(profile.pmem[index].mode, number)}"
             for number, index in enumerate(by_address)}
 
 
@@ -146,8 +147,8 @@ def check_region_sizes(ctx: CheckContext) -> Iterable[Problem]:
 def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
     vm = ctx.profile.vm
     pmem = sum(region.size or 0 for region in ctx.profile.pmem)
-    # memmap pmem keeps its struct pages in RAM (fsdax, map=mem): 1/64 of each region.
-    pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem)
+    # fsdax/devdax with map: mem keep their struct pages in RAM: 1/64 of each such region.
+    pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem if region.struct_pages == "mem")
     left = vm.memory - pmem - pages
     if left < MIN_OS_RAM:
         needed = -(-(pmem + pages + MIN_OS_RAM) // (128 * MIB)) * 128 * MIB
@@ -161,7 +162,7 @@ def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
 @check
 def check_xfs_minimum_size(ctx: CheckContext) -> Iterable[Problem]:
     for index, region in enumerate(ctx.profile.pmem):
-        if region.filesystem == "xfs" and region.size and region.size < XFS_MIN_SIZE:
+        if region.fs == "xfs" and region.size and region.size < XFS_MIN_SIZE:
             yield Problem(("pmem", index, "size"),
                           f"an xfs filesystem of {format_size(region.size)} is too small: xfsprogs 5.19 and later "
                           "refuse xfs under 300 MiB, so mkfs would fail at boot",
@@ -171,12 +172,12 @@ def check_xfs_minimum_size(ctx: CheckContext) -> Iterable[Problem]:
 @check
 def check_dax_supported(ctx: CheckContext) -> Iterable[Problem]:
     for index, region in enumerate(ctx.profile.pmem):
-        if region.filesystem == "none" or region.dax != "always":
+        if region.fs == "none" or region.dax_mode != "always":
             continue
-        needed = DAX_TRISTATE[region.filesystem]
+        needed = DAX_TRISTATE[region.fs]
         if ctx.kernel < needed:
             yield Problem(("pmem", index, "dax"),
-                          f"dax=always needs {region.filesystem} on kernel >= {format_version(needed)}; "
+                          f"dax=always needs {region.fs} on kernel >= {format_version(needed)}; "
                           f"this profile boots {format_version(ctx.kernel)}",
                           "use dax: auto (or legacy) to mount with plain -o dax on this kernel")
 
@@ -186,10 +187,10 @@ def check_mountpoints(ctx: CheckContext) -> Iterable[Problem]:
     seen: dict[str, int] = {}
     defaults = default_mountpoints(ctx.profile)
     for index, region in enumerate(ctx.profile.pmem):
-        if region.filesystem == "none":
+        if region.fs == "none":
             if region.mountpoint is not None:
                 yield Problem(("pmem", index, "mountpoint"), "a region without a filesystem is not mounted",
-                              "drop mountpoint, or set filesystem: ext4 or xfs")
+                              "drop mountpoint, or set filesystem: ext4 or xfs (modes fsdax and sector)")
             continue
         mountpoint = defaults[index].rstrip("/") or "/"
         under = next((t for t in sorted(SYSTEM_TREES) if mountpoint == t or mountpoint.startswith(t + "/")), None)

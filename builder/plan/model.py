@@ -18,7 +18,11 @@ class Frozen(BaseModel):
 
 class PlannedRegion(Frozen):
     index: int                    # position in the profile's pmem list
-    device: str                   # pmem0: the kernel numbers regions by address
+    number: int                   # the kernel's region number (regions are numbered by address)
+    device: str                   # /dev name: pmemN (fsdax, raw), pmemNs (sector), daxN.0 (devdax)
+    mode: Literal["fsdax", "devdax", "sector", "raw"]
+    map: Optional[Literal["mem", "dev"]]   # where struct pages live (fsdax, devdax); None: there are none
+    reconfigure: bool             # ndctl must change the namespace at boot (it boots as fsdax, map mem)
     start: int
     size: int
     memmap: str                   # SIZE!OFFSET
@@ -83,6 +87,7 @@ class Plan(Frozen):
     network: Literal["dhcp", "none"]
     disk_size: Optional[int]           # root partition bytes; None: as small as its contents (mkosi's guess)
     console_autologin: bool
+    pmdk: bool                         # PMDK installed, and proven on every DAX mount
     extra_trees: int                   # how many; their content is hashed into the build key, not their paths
     seed: str
     source_date_epoch: int

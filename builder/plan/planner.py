@@ -14,13 +14,14 @@ from ..knowledge.host import AptMirror
 from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
 from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
 from ..knowledge.memory import Span, memory_map
+from ..knowledge.namespaces import BOOT_STATE, device_name
 from ..profile.errors import Problem, ProfileError
 from ..profile.loader import SourceMap, sort_problems
 from ..profile.model import Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
 from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
-from . import access_checks  # noqa: F401  (registers its checks)
+from . import access_checks, mode_checks  # noqa: F401  (register their checks)
 from .model import MemorySpan, Plan, PlannedRegion, PlannedUser
 
 SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
@@ -68,24 +69,29 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
     mountpoints = default_mountpoints(profile)
     planned = []
     for number, (index, region) in enumerate(by_address):
-        device = f"pmem{number}"
-        dax = _dax_option(region.filesystem, region.dax, kernel)
-        mountpoint = None if region.filesystem == "none" else mountpoints[index]
-        options = [] if dax is None else [
-            dax, "nofail", f"x-systemd.requires=pmem-mkfs@{device}.service", "x-systemd.device-timeout=60s"]
+        device = device_name(region.mode, number)
+        filesystem = region.fs
+        dax = _dax_option(filesystem, region.dax_mode, kernel) if region.mode == "fsdax" else None
+        mountpoint = None if filesystem == "none" else mountpoints[index]
+        options = [] if mountpoint is None else [
+            *([dax] if dax else []), "nofail", f"x-systemd.requires=pmem-mkfs@{device}.service",
+            "x-systemd.device-timeout=60s"]
         planned.append(PlannedRegion(
-            index=index, device=device, start=region.offset, size=region.size,
-            memmap=f"{format_size(region.size)}!{format_size(region.offset)}", filesystem=region.filesystem,
+            index=index, number=number, device=device, mode=region.mode, map=region.struct_pages,
+            reconfigure=(region.mode, region.struct_pages) != BOOT_STATE, start=region.offset, size=region.size,
+            memmap=f"{format_size(region.size)}!{format_size(region.offset)}", filesystem=filesystem,
             mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None,
-            dax_option=dax, mount_options=options, mkfs=_mkfs(region.filesystem, device)))
+            dax_option=dax, mount_options=options, mkfs=_mkfs(filesystem, device)))
     return planned
 
 
-def _image_packages(record: Release, profile: Profile, xfs: bool) -> list[str]:
+def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegion]) -> list[str]:
     chosen = record.packages
     names = [*(chosen.kernel if profile.kernel.source == "distro" else ()), *chosen.base, *chosen.efi_bootloader]
     names += chosen.bios_bootloader if profile.vm.firmware == "bios" else ()
-    names += chosen.xfs if xfs else ()
+    names += chosen.xfs if any(r.filesystem == "xfs" for r in regions) else ()
+    names += chosen.devdax if any(r.mode == "devdax" for r in regions) else ()
+    names += chosen.pmdk if profile.pmdk else ()
     names += chosen.ssh if profile.ssh else ()
     names += chosen.sudo if any(user.sudo for user in profile.users) else ()
     names += chosen.users if profile.users else ()
@@ -132,12 +138,12 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         kernel_fragments=[f.name for f in chosen], kernel_options=required_options(chosen), kernel_cmdline=cmdline,
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
         bios_bootloader=bios, pmem_backend=BACKEND, regions=regions,
-        packages=_image_packages(record, profile, any(r.filesystem == "xfs" for r in regions)),
-        build_packages=sorted(record.packages.build),
+        packages=_image_packages(record, profile, regions),
+        build_packages=sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())}),
         users=[PlannedUser(**user.model_dump()) for user in profile.users],
         root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
         network=profile.network or ("dhcp" if profile.ssh else "none"), disk_size=profile.disk.size,
-        console_autologin=profile.console_autologin, extra_trees=len(profile.extra_trees),
+        console_autologin=profile.console_autologin, pmdk=profile.pmdk, extra_trees=len(profile.extra_trees),
         extra_tree_paths=[str((base_dir / tree).resolve()) for tree in profile.extra_trees],
         seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
         description=profile.description, mirror=mirror if profile.distribution.name == "debian" else None,

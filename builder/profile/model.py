@@ -20,6 +20,8 @@ FRAGMENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 MOUNTPOINT_PATTERN = r"^(/[A-Za-z0-9_.-]+)+$"
 VERSION_PATTERN = r"^[0-9]+\.[0-9]+(\.[0-9]+)?$"
 MEMMAP_PATTERN = r"^[0-9]+[KMGTkmgt]?![0-9]+[KMGTkmgt]?$"
+FILESYSTEM_MODES = frozenset({"fsdax", "sector"})       # namespace modes a filesystem can go on
+STRUCT_PAGE_MODES = frozenset({"fsdax", "devdax"})      # namespace modes with struct pages (map: mem | dev)
 
 
 
@@ -95,13 +97,34 @@ class PmemRegion(StrictModel):
     memmap: Optional[str] = Field(
         None, pattern=MEMMAP_PATTERN, description="The kernel's own form SIZE!OFFSET, e.g. 1G!4G."
     )
-    filesystem: Literal["ext4", "xfs", "none"] = Field("ext4", description="Filesystem made at boot.")
+    mode: Literal["fsdax", "devdax", "sector", "raw"] = Field("fsdax", description=(
+        "Namespace mode, set with ndctl at every boot: fsdax (/dev/pmemN, DAX filesystems), devdax (/dev/daxN.0, "
+        "no filesystem), sector (BTT /dev/pmemNs, no DAX), raw (/dev/pmemN without struct pages, no DAX)."))
+    map: Optional[Literal["mem", "dev"]] = Field(None, description=(
+        "fsdax/devdax: where the struct pages live; mem (default) takes 1/64 of the region from RAM, "
+        "dev keeps them on the pmem itself."))
+    filesystem: Optional[Literal["ext4", "xfs", "none"]] = Field(
+        None, description="Filesystem made at boot; default ext4 for fsdax and sector, none for devdax and raw.")
     mountpoint: Optional[str] = Field(
         None, pattern=MOUNTPOINT_PATTERN, max_length=200, description="Where it is mounted; default /mnt/pmemN."
     )
-    dax: Literal["auto", "always", "legacy"] = Field(
-        "auto", description="auto: dax=always where the kernel supports it, else -o dax; legacy: -o dax."
+    dax: Optional[Literal["auto", "always", "legacy"]] = Field(
+        None, description="fsdax: auto (default): dax=always where the kernel supports it, else -o dax; legacy: -o dax."
     )
+
+    @property
+    def fs(self) -> str:
+        """The filesystem made on the region, defaults filled in."""
+        return self.filesystem or ("ext4" if self.mode in FILESYSTEM_MODES else "none")
+
+    @property
+    def dax_mode(self) -> str:
+        return self.dax or "auto"
+
+    @property
+    def struct_pages(self) -> Optional[str]:
+        """Where the region's struct pages live: mem, dev, or None (sector and raw have none)."""
+        return (self.map or "mem") if self.mode in STRUCT_PAGE_MODES else None
 
     @model_validator(mode="before")
     @classmethod
@@ -145,3 +168,5 @@ class Profile(StrictModel):
                                                          "none; default: dhcp with ssh, else none.")
     disk: Disk = Field(default_factory=Disk)
     console_autologin: bool = Field(False, description="Root autologin on the serial console (throwaway labs).")
+    pmdk: bool = Field(False, description="PMDK: libpmem, libpmem2, libpmemobj with headers, pmempool and daxio, "
+                                          "daxctl and a compiler; the proof then checks PMDK on every DAX mount.")

@@ -1,0 +1,16 @@
+"""Namespace modes (ndctl create-namespace --mode): what each makes of a pmem region, and the device the
+kernel names for it. A label-less (memmap=) region boots as fsdax with its struct pages in RAM; ndctl
+reconfigures it, and writing force_raw makes it raw (ndctl's --mode=raw leaves such a region fsdax)."""
+
+from ..profile.model import FILESYSTEM_MODES, STRUCT_PAGE_MODES  # noqa: F401  (the mode facts, in one place)
+from ..profile.sizes import MIB
+
+DEVDAX_ALIGN = 2 * MIB                                   # ndctl's default device DAX alignment
+BOOT_STATE = ("fsdax", "mem")                            # what a label-less region is at a cold boot
+
+
+def device_name(mode: str, region_number: int) -> str:
+    """/dev name of a region's namespace: pmemN, pmemNs (BTT), or daxN.0; N is the region number."""
+    if mode == "devdax":
+        return f"dax{region_number}.0"
+    return f"pmem{region_number}s" if mode == "sector" else f"pmem{region_number}"
