@@ -11,7 +11,7 @@ from typing import Callable
 
 import jinja2
 
-from ..native import FLUSH_TEST_CFLAGS, flush_test_source
+from ..native import FLUSH_TEST_CFLAGS, PMDK_CHECK_LIBS, flush_test_source, pmdk_check_source
 from ..plan.model import Plan
 from .escaping import mkosi_value, plain_field, shell, shell_checked, shell_words
 
@@ -31,6 +31,10 @@ def _has_mkfs(plan: Plan) -> bool:
     return any(region.mkfs for region in plan.regions)
 
 
+def _reconfigures_namespaces(plan: Plan) -> bool:
+    return any(region.reconfigure for region in plan.regions)
+
+
 def _has_mirror(plan: Plan) -> bool:
     return plan.mirror is not None
 
@@ -41,6 +45,10 @@ def _has_accounts(plan: Plan) -> bool:
 
 def _has_ssh(plan: Plan) -> bool:
     return plan.ssh
+
+
+def _has_ssh_users(plan: Plan) -> bool:
+    return plan.ssh and bool(plan.users)
 
 
 def _has_dhcp(plan: Plan) -> bool:
@@ -85,12 +93,20 @@ _OUTPUTS = (
             executable=True),
     _Output("pmem-layout-guard.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-layout-guard.service",
             plain_field),
+    _Output("pmem-namespaces.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-namespaces", shell_checked,
+            executable=True, wanted=_reconfigures_namespaces),
+    _Output("pmem-namespaces.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-namespaces.service", plain_field,
+            wanted=_reconfigures_namespaces),
     _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", shell_checked, executable=True),
     _Output("mkosi.finalize.j2", "mkosi.finalize", shell_checked, executable=True),
     _Output("mkosi.postinst.chroot.j2", "mkosi.postinst.chroot", shell_checked, executable=True,
             wanted=_has_accounts),
     _Output("ssh-keygen.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-ssh-keygen.service", plain_field,
             wanted=_has_ssh),
+    _Output("pmem-session-key.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-session-key", shell_checked,
+            executable=True, wanted=_has_ssh_users),
+    _Output("pmem-session-key.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-session-key.service", plain_field,
+            wanted=_has_ssh_users),
     _Output("sshd-pmem-image.conf.j2", f"{_EXTRA}/etc/ssh/sshd_config.d/pmem-image.conf", plain_field,
             wanted=_has_ssh),
     _Output("network-dhcp.network.j2", f"{_EXTRA}/etc/systemd/network/80-pmem-image-dhcp.network", plain_field,
@@ -115,7 +131,8 @@ def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
 def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
     context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
-               "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS}
+               "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS,
+               "pmdk_libs": PMDK_CHECK_LIBS}
     files = {}
     for output in _OUTPUTS:
         if not output.wanted(plan):
@@ -123,6 +140,8 @@ def render(plan: Plan) -> dict[str, RenderedFile]:
         text = _environment(output.finalize).get_template(output.template).render(context)
         files[output.path] = RenderedFile(text if text.endswith("\n") else text + "\n", output.executable,
                                           output.host_specific)
-    # The flush test's source is compiled by mkosi.build.chroot inside the build overlay.
+    # The native sources are compiled by mkosi.build.chroot inside the build overlay.
     files["src/pmem-flush-test.c"] = RenderedFile(flush_test_source())
+    if plan.pmdk:
+        files["src/pmem-pmdk-check.c"] = RenderedFile(pmdk_check_source())
     return dict(sorted(files.items()))

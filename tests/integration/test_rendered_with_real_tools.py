@@ -77,11 +77,17 @@ def test_fstab_verifies_with_findmnt(trees, name):
     mounted = [r for r in plan.regions if r.mountpoint]
     assert [(e["source"], e["target"], e["fstype"]) for e in entries] == [
         (f"/dev/{r.device}", r.mountpoint, r.filesystem) for r in mounted]
-    assert all(r.dax_option in e["options"].split(",") for e, r in zip(entries, mounted))
+    assert all((r.dax_option in e["options"].split(",")) if r.dax_option else "dax" not in e["options"]
+               for e, r in zip(entries, mounted))
 
 
 SCRIPTS = ["mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
-           "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"]
+           "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard",
+           "mkosi.extra/usr/lib/pmem-image/pmem-namespaces", "mkosi.extra/usr/lib/pmem-image/pmem-session-key"]
+# Rendered only when the plan needs them.
+OPTIONAL = {"pmem-mkfs": lambda plan: any(r.mkfs for r in plan.regions),
+            "pmem-namespaces": lambda plan: any(r.reconfigure for r in plan.regions),
+            "pmem-session-key": lambda plan: plan.ssh and bool(plan.users)}
 
 
 @pytest.mark.parametrize("name", [p.stem for p in PROFILE_FILES])
@@ -89,8 +95,9 @@ def test_rendered_scripts_parse_and_lint(trees, name):
     plan, directory = trees[name]
     for script in SCRIPTS:
         path = directory / script
-        if script.endswith("pmem-mkfs") and not any(r.mkfs for r in plan.regions):
-            assert not path.exists()  # nothing to format: no mkfs script or unit
+        wanted = OPTIONAL.get(script.rsplit("/", 1)[-1], lambda plan: True)(plan)
+        assert path.exists() == wanted, script
+        if not wanted:
             continue
         assert subprocess.run(["sh", "-n", str(path)]).returncode == 0, script
         assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, script
