@@ -42,18 +42,20 @@ def memory_picture(plan: Plan) -> list[str]:
 
 def plan_text(plan: Plan, filename: str) -> str:
     fstab = render(plan)["mkosi.extra/etc/fstab"].content
-    region_rows = [[f"/dev/{r.device}", f"memmap={r.memmap}", f"0x{r.start:x}-0x{r.start + r.size - 1:x}",
-                    human_size(r.size), r.filesystem, r.mountpoint or "-", r.dax_option or "-"] for r in plan.regions]
+    region_rows = [[f"/dev/{r.device}", r.mode, r.map or "-", f"memmap={r.memmap}",
+                    f"0x{r.start:x}-0x{r.start + r.size - 1:x}", human_size(r.size), r.filesystem, r.mountpoint or "-",
+                    r.dax_option or "-"] for r in plan.regions]
     lines = [
         f"profile      {filename} ({plan.name})",
-        f"image        {plan.distribution} {plan.release}, kernel {plan.kernel_source} {plan.kernel_version}",
+        f"image        {plan.distribution} {plan.release}, kernel {plan.kernel_source} {plan.kernel_version}"
+        + (", PMDK" if plan.pmdk else ""),
         f"vm           {plan.machine}, {plan.firmware}, {human_size(plan.memory)} RAM, {plan.cpus} CPUs",
         f"pmem backend {plan.pmem_backend}",
         f"identity     {plan.digest()} (what the build key hashes; description and host paths are not in it)",
         "",
         "pmem regions",
-        *("  " + r for r in _table(["device", "kernel argument", "physical range", "size", "fs", "mountpoint", "dax"],
-                                   region_rows)),
+        *("  " + r for r in _table(["device", "mode", "map", "kernel argument", "physical range", "size", "fs",
+                                    "mountpoint", "dax"], region_rows)),
         "",
         "kernel command line",
         "  " + " ".join(plan.kernel_cmdline),

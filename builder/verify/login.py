@@ -21,10 +21,14 @@ def wants_login(plan: Plan) -> Optional[str]:
     return plan.users[0].name if plan.ssh and plan.users else None
 
 
-def throwaway_key(work: Path, runner: Runner) -> tuple[Path, str]:
-    key = work / "verify-key"
-    runner.capture(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "pmem-image-verify", "-f", str(key)])
-    return key, (work / "verify-key.pub").read_text().strip()
+def throwaway_key(work: Path, runner: Runner, name: str = "verify-key") -> tuple[Path, str]:
+    """A new ed25519 key pair work/name (private) and work/name.pub; returns the private key's path and
+    the public key."""
+    key = work / name
+    for old in (key, work / f"{name}.pub"):
+        old.unlink(missing_ok=True)      # ssh-keygen would ask before overwriting
+    runner.capture(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"pmem-image-{name}", "-f", str(key)])
+    return key, (work / f"{name}.pub").read_text().strip()
 
 
 def login_check(plan: Plan, user: str, port: int, key: Path, runner: Runner) -> Check:

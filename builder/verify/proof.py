@@ -2,24 +2,18 @@
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Optional
 
 from ..knowledge.kconfig import lost_options
 from ..plan.backends import ProofExpectations, backend_for
 from ..plan.model import Plan, PlannedRegion
-from ..profile.sizes import human_size
+from .modes_proof import mode_checks, namespace_check
+from .pmdk_proof import warm_reboot_pool_check
+from .result import Check
 
 BEGIN = "===PMEM-IMAGE-REPORT-BEGIN==="
 END = "===PMEM-IMAGE-REPORT-END==="
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
-    evidence: list[str] = field(default_factory=list)
 
 
 def extract_report(text: str) -> Optional[dict]:
@@ -43,7 +37,7 @@ def _iomem_ranges(report: dict) -> list[tuple[int, int]]:
     return ranges
 
 
-def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectations) -> list[Check]:
+def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectations, pmdk: bool) -> list[Check]:
     dev = f"/dev/{region.device}"
     end = region.start + region.size - 1
     checks = []
@@ -51,55 +45,10 @@ def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectation
         checks.append(Check(f"{dev} e820 range", (region.start, end) in _iomem_ranges(report),
                             f"expected Persistent Memory (legacy) at {region.start:#x}-{end:#x}",
                             report.get("iomem_pmem", []) + report.get("e820_user_pmem", [])))
-    device = next((d for d in report.get("devices", []) if d.get("name") == region.device), None)
-    if device is None:
-        checks.append(Check(f"{dev} present", False, f"no {dev} (memmap={region.memmap} not turned into a pmem device)",
-                            [d.get("name", "?") for d in report.get("devices", [])]))
-        return checks
-    start = device.get("start")
-    # An address the guest could not read is not a correct one: the row fails and says "unknown".
-    at_start = start is not None and int(str(start), 16) == region.start
-    checks.append(Check(f"{dev} size and address", device.get("size") == region.size and at_start,
-                        f"{human_size(device.get('size', 0))} at {start or 'an unknown address'} (expected "
-                        f"{human_size(region.size)} at {region.start:#x}), namespace {device.get('namespace')} "
-                        f"mode {device.get('mode')}"))
-    if region.mountpoint is None:
-        return checks
-    mount = next((m for m in report.get("mounts", []) if m.get("device") == dev), None)
-    if mount is None or mount.get("mountpoint") != region.mountpoint or mount.get("fstype") != region.filesystem:
-        found = f"{mount['device']} on {mount['mountpoint']} ({mount['fstype']})" if mount else "not mounted"
-        checks.append(Check(f"{dev} mounted", False,
-                            f"expected {region.filesystem} on {region.mountpoint}; found {found}"))
-        return checks
-    checks.append(Check(f"{dev} mounted", True, f"{region.filesystem} on {region.mountpoint}"))
-    options = mount.get("options", [])
-    dax_options = [o for o in options if o == "dax" or o.startswith("dax=")]
-    turned_off = [l for l in report.get("dax_messages", []) if "Turning off DAX" in l and region.device in l]
-    flush = mount.get("flush_test")
-    statx_off = isinstance(flush, dict) and flush.get("statx_dax") is False
-    dax_on = bool(dax_options) and dax_options[-1] not in ("dax=never", "dax=inode") and not turned_off and not statx_off
-    checks.append(Check(f"{dev} DAX active", dax_on,
-                        f"mount options {','.join(dax_options) or 'have no dax'}"
-                        + ("; statx says the file is not DAX" if statx_off else "")
-                        + ("; the kernel turned DAX off" if turned_off else ""), turned_off))
-    if not isinstance(flush, dict) or "results" not in flush:
-        checks.append(Check(f"{dev} MAP_SYNC", False, f"no flush test result ({json.dumps(flush)[:200]})"))
-        return checks
-    accepted = flush.get("map_sync") is True
-    seen = "MAP_SYNC accepted" if accepted else f"MAP_SYNC refused: {flush.get('map_sync_error')}"
-    checks.append(Check(f"{dev} MAP_SYNC", accepted == expect.map_sync,
-                        seen + ("" if expect.map_sync else " (expected: refused on this backend or kernel)")))
-    best = max((r for r in flush["results"] if r["method"] not in ("memcpy",)), key=lambda r: r["gbps"], default=None)
-    # What this shows: every round's stores reached the file through a CPU flush path (QEMU's -cpu max/host
-    # always offers one, so msync here means the path was not exercised). Not that lines were flushed
-    # (caches are coherent) nor durability (the pmem is DRAM).
-    selected = flush.get("selected")
-    cpu_path = selected in ("clwb", "clflushopt", "clflush")
-    checks.append(Check(f"{dev} stores reach the file", flush.get("verification") == "ok" and cpu_path,
-                        f"read-back {flush.get('verification')} after every round; flush path {selected}"
-                        + ("" if cpu_path else " (no CPU flush instruction was used)")
-                        + (f"; best {best['method']} {best['gbps']:.2f} GB/s" if best else "")))
-    return checks
+    namespace = namespace_check(region, report)
+    checks.append(namespace)
+    # Without the planned namespace the mode's own rows would only repeat that it is missing.
+    return checks + (mode_checks(region, report, expect, pmdk) if namespace.passed else [])
 
 
 def _ranges(lines: list[str], pattern: str) -> list[tuple[int, int, str]]:
@@ -160,6 +109,8 @@ def _warm_reboot_checks(plan: Plan, report: dict) -> list[Check]:
                             "seeded pattern written before the reset read back intact" if result and
                             result["check_seed"] == "ok" else f"check after reboot: {result and result['check_seed']}",
                             [result["output"]] if result and result["check_seed"] != "ok" else []))
+        if plan.pmdk and region.mode == "fsdax":
+            checks.append(warm_reboot_pool_check(f"/dev/{region.device}", result))
     return checks
 
 
@@ -177,7 +128,7 @@ def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reb
         checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
                             f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
     for region in plan.regions:
-        checks.extend(_region_checks(region, report, expect))
+        checks.extend(_region_checks(region, report, expect, plan.pmdk))
     checks.append(_kernel_clear_check(plan, report))
     if warm_reboot:
         checks.extend(_warm_reboot_checks(plan, report))

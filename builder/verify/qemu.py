@@ -37,10 +37,13 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
             "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
 
 
-def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Optional[Path] = None) -> list[str]:
+def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Optional[Path] = None,
+                session_key: Optional[str] = None) -> list[str]:
     """The QEMU command of `pmem-image run`: the serial console on this terminal (Ctrl-A X quits, Ctrl-A C is
-    QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port."""
-    return [*machine_arguments(plan, disk, accel, ovmf_vars), "-serial", "mon:stdio",
+    QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port, and session_key (a
+    public key) handed to the guest for this boot (pmem-session-key)."""
+    oem = ["-smbios", f"type=11,value={option_value('pmem-image:ssh-key=' + session_key)}"] if session_key else []
+    return [*machine_arguments(plan, disk, accel, ovmf_vars), *oem, "-serial", "mon:stdio",
             "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
 
 

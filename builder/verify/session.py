@@ -1,7 +1,8 @@
 """pmem-image run and ssh: boot a built image by hand on the machine it was planned for, and log into it.
 
 run keeps its state in out/<name>/run/: the copy-on-write overlay (discarded at the end unless --persist),
-a copy of the UEFI variables, and state.json (pid, SSH port, login user) that ssh reads."""
+a copy of the UEFI variables, the SSH key made for this boot (session-key; the guest gets its public half
+as an SMBIOS OEM string) and state.json (pid, SSH port, login user, that key) that ssh reads."""
 
 import json
 import os
@@ -14,16 +15,19 @@ from ..profile.errors import UsageError
 from ..profile.sizes import human_size
 from ..runner import Runner
 from .boot import choose_accel
-from .login import SSH_OPTIONS
+from .login import SSH_OPTIONS, throwaway_key
 from .qemu import copy_ovmf_vars, free_port, make_overlay, run_command
 
 STATE = "state.json"
+SESSION_KEY = "session-key"     # out/NAME/run/session-key: made by `run`, removed when the guest stops
 
 
 def login_user(plan: Plan) -> Optional[str]:
-    """Who `ssh` logs in as by default: the first user with keys, else root when root has keys."""
-    keyed = [user.name for user in plan.users if user.ssh_authorized_keys]
-    return keyed[0] if keyed else ("root" if plan.root_ssh_keys else None)
+    """Who `ssh` logs in as by default: the first user (with the key `run` makes for the boot), else root
+    when root has keys."""
+    if plan.ssh and plan.users:
+        return plan.users[0].name
+    return "root" if plan.ssh and plan.root_ssh_keys else None
 
 
 def banner(plan: Plan, port: int, persist: bool) -> str:
@@ -37,7 +41,7 @@ def banner(plan: Plan, port: int, persist: bool) -> str:
     if plan.ssh and user:
         lines.append(f"  ssh: pmem-image ssh {plan.name}   (or: ssh -p {port} {user}@127.0.0.1)")
     elif plan.ssh:
-        lines.append(f"  ssh: port {port} is forwarded, but the profile gives no SSH keys")
+        lines.append(f"  ssh: port {port} is forwarded, but the profile has no users and root has no keys")
     if plan.console_autologin:
         lines.append("  console: root logs in automatically")
     lines.append(f"  writes go to a copy-on-write overlay that is {'kept (--persist)' if persist else 'discarded'}; "
@@ -64,13 +68,18 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
         copy_ovmf_vars(vars_file)
     port = ssh_port or free_port()
     accel = choose_accel(accel, directory, plan, runner)
-    state.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan)}) + "\n")
+    # A key for this boot only: the profile's users need no keys of their own for `pmem-image ssh`.
+    key, public = throwaway_key(work, runner, SESSION_KEY) if plan.ssh and plan.users else (None, None)
+    state.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan),
+                                 "identity": str(key) if key else None}) + "\n")
     print(banner(plan, port, persist), flush=True)
     try:
         return runner.interactive(run_command(plan, overlay, accel, port,
-                                              vars_file if plan.firmware == "uefi" else None))
+                                              vars_file if plan.firmware == "uefi" else None, public))
     finally:
         state.unlink(missing_ok=True)
+        for path in (key, key.with_name(key.name + ".pub")) if key else ():
+            path.unlink(missing_ok=True)
         if not persist:
             overlay.unlink(missing_ok=True)
             vars_file.unlink(missing_ok=True)
@@ -96,9 +105,11 @@ def ssh_argv(directory: Path, name: str, user: Optional[str], identity: Optional
         raise UsageError(f"{name} is not running (no {state_file})", f"start it: pmem-image run {name}") from None
     login = user or state.get("user")
     if not login:
-        raise UsageError(f"{name}'s profile gives no SSH keys, so there is nobody to log in as",
-                         "add ssh_authorized_keys to a user (and ssh: true), or pass --user")
+        raise UsageError(f"{name}'s profile has no users and no keys for root, so there is nobody to log in as",
+                         "add a user (and ssh: true) to the profile, or pass --user")
+    identity = identity or (Path(state["identity"]) if state.get("identity") else None)
     if shutil.which("ssh") is None:
         raise UsageError("ssh (the OpenSSH client) is not installed", "apt-get install openssh-client")
-    return ["ssh", "-p", str(state["ssh_port"]), *SSH_OPTIONS, *(["-i", str(identity)] if identity else []),
+    return ["ssh", "-p", str(state["ssh_port"]), *SSH_OPTIONS,
+            *(["-o", "IdentitiesOnly=yes", "-i", str(identity)] if identity else []),
             f"{login}@127.0.0.1", *command]

@@ -96,3 +96,24 @@ def test_run_command_banner_and_ssh(tmp_path: Path):
     (tmp_path / "run" / "state.json").write_text('{"pid": 1, "ssh_port": 2222, "user": "dev"}')
     assert ssh_argv(tmp_path, "t", None, None, ["uname"])[-2:] == ["dev@127.0.0.1", "uname"]
     assert "-p" in ssh_argv(tmp_path, "t", "root", Path("k"), [])
+
+
+def test_run_hands_a_boot_its_own_key_and_ssh_uses_it(tmp_path: Path):
+    """A user without keys of their own can still be logged into with `run` + `ssh`: run's key for the boot
+    goes to the guest as an SMBIOS OEM string (pmem-session-key puts it under /run), ssh takes it from state."""
+    lab = plan("users:\n  - {name: dev, sudo: true}\nssh: true\n")
+    assert login_user(lab) == "dev" and login_user(plan("")) is None
+    argv = run_command(lab, tmp_path / "o.qcow2", "tcg", 2222, session_key="ssh-ed25519 AAAAC3 k")
+    assert "type=11,value=pmem-image:ssh-key=ssh-ed25519 AAAAC3 k" in argv
+    files = render(lab)
+    assert "dev" in files["mkosi.extra/usr/lib/pmem-image/pmem-session-key"].content
+    assert "enable pmem-session-key.service" in files[
+        "mkosi.extra/usr/lib/systemd/system-preset/50-pmem-image.preset"].content
+    assert "mkosi.extra/usr/lib/pmem-image/pmem-session-key" not in render(plan(""))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "state.json").write_text(
+        '{"pid": 1, "ssh_port": 2222, "user": "dev", "identity": "/out/t/run/session-key"}')
+    argv = ssh_argv(tmp_path, "t", None, None, [])
+    assert argv[argv.index("-i") + 1] == "/out/t/run/session-key" and "IdentitiesOnly=yes" in argv
+    argv = ssh_argv(tmp_path, "t", None, Path("mine"), [])
+    assert argv[argv.index("-i") + 1] == "mine"

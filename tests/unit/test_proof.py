@@ -41,14 +41,23 @@ def test_memmap_missing_or_repeated(plan):
 def test_region_at_the_wrong_address(plan):
     report = copy.deepcopy(REPORT)
     report["iomem_pmem"] = ["140000000-17fffffff : Persistent Memory (legacy)"]
-    report["devices"][0]["start"] = "0x140000000"
-    assert failed(plan, report) == ["/dev/pmem0 e820 range", "/dev/pmem0 size and address"]
+    report["ndctl_namespaces"][0]["resource"] = "0x140000000"
+    assert failed(plan, report) == ["/dev/pmem0 e820 range", "/dev/pmem0 namespace"]
 
 
-def test_missing_device_stops_the_region_checks(plan):
+def test_missing_namespace_stops_the_region_checks(plan):
     report = copy.deepcopy(REPORT)
-    report["devices"] = []
-    assert failed(plan, report) == ["/dev/pmem0 present"]
+    report["ndctl_namespaces"] = []
+    assert failed(plan, report) == ["/dev/pmem0 namespace"]
+
+
+def test_a_smaller_namespace_or_another_device_is_not_the_region(plan):
+    report = copy.deepcopy(REPORT)
+    report["ndctl_namespaces"][0]["raw_size"] = 512 << 20
+    assert failed(plan, report) == ["/dev/pmem0 namespace"]
+    report = copy.deepcopy(REPORT)
+    report["ndctl_namespaces"][0]["blockdev"] = "pmem1"
+    assert failed(plan, report) == ["/dev/pmem0 namespace"]
 
 
 def test_dax_turned_off_by_the_kernel(plan):
@@ -94,9 +103,9 @@ def test_any_failed_unit_fails_the_proof(plan):
 
 def test_an_unreadable_namespace_address_is_not_a_correct_one(plan):
     report = copy.deepcopy(REPORT)
-    report["devices"][0]["start"] = None
+    report["ndctl_namespaces"][0]["resource"] = None
     (check,) = [c for c in judge(plan, report) if not c.passed]
-    assert check.name == "/dev/pmem0 size and address" and "an unknown address" in check.detail
+    assert check.name == "/dev/pmem0 namespace" and "no namespace starts at 0x100000000" in check.detail
 
 
 def test_a_region_over_the_kernel_or_initrd_fails(plan):
@@ -150,9 +159,9 @@ def test_missing_report_is_diagnosed(serial, says):
 
 def test_table_shows_evidence_for_failures(plan):
     report = copy.deepcopy(REPORT)
-    report["devices"] = []
+    report["ndctl_namespaces"][0]["resource"] = "0x140000000"
     text = checks_table(judge(plan, report))
-    assert "FAIL" in text and "| pmem0" not in text and "/dev/pmem0 present" in text
+    assert "FAIL" in text and "| namespace0.0 at 0x140000000" in text
 
 
 def test_kernel_option_missing_in_the_guest(plan):
