@@ -1,0 +1,107 @@
+"""PMDK end to end and every namespace mode, on real images booted in QEMU: pmdk-dev (PMDK rows, a warm
+reboot keeping a pool, a program compiled against libpmemobj on the image over `run` + `ssh`) and
+pmem-modes (fsdax map=dev, devdax, sector, raw, and their modes kept across a warm reboot)."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import PMEM_IMAGE, PROFILES, ROOT
+
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+OUT = ROOT / "out" / "test"
+ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
+COUNTER = r"""
+#include <libpmemobj.h>
+#include <stdio.h>
+struct root { long count; };
+int main(void) {
+    PMEMobjpool *pop = pmemobj_open("/mnt/pmem0/counter.obj", "counter");
+    if (!pop) pop = pmemobj_create("/mnt/pmem0/counter.obj", "counter", PMEMOBJ_MIN_POOL, 0600);
+    if (!pop) { perror("pmemobj"); return 1; }
+    struct root *r = pmemobj_direct(pmemobj_root(pop, sizeof *r));
+    TX_BEGIN(pop) { pmemobj_tx_add_range_direct(r, sizeof *r); r->count++; } TX_END
+    printf("count %ld\n", r->count);
+    pmemobj_close(pop);
+}
+"""
+
+
+def pmem_image(*args: str, timeout: float = 1800, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout, env=ENV,
+                          **options)
+
+
+def proven(*args: str) -> dict:
+    result = pmem_image(*args)
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    return report
+
+
+def rows(report: dict) -> dict[str, str]:
+    return {c["name"]: c["detail"] for c in report["checks"] if c["passed"]}
+
+
+def test_pmdk_dev_is_proven_with_pmdk_on_the_dax_mount_and_the_device_dax():
+    report = proven("build", "--verify", "--json", str(PROFILES / "pmdk-dev.yaml"))
+    passed = rows(report)
+    for row in ("/dev/pmem0 PMDK sees pmem", "/dev/pmem0 PMDK pool", "/dev/dax1.0 device DAX",
+                "/dev/dax1.0 stores read back", "/dev/dax1.0 PMDK sees pmem", "ssh login as dev"):
+        assert row in passed, row
+    mount = next(m for m in report["guest_report"]["mounts"] if m["mountpoint"] == "/mnt/pmem0")
+    pool = mount["pmdk"]["pool"]
+    print(f"\nPMDK in the guest: granularity {mount['pmdk']['pmem2']['granularity']}, "
+          f"pool of {pool['size'] >> 20} MiB created in {pool['create_seconds']:.3f} s")
+    assert mount["pmdk"]["pmem2"]["granularity"] in ("CACHE_LINE", "BYTE")
+
+
+def test_a_pmdk_pool_survives_a_warm_reboot():
+    report = proven("verify", "--warm-reboot", "--json", str(PROFILES / "pmdk-dev.yaml"))
+    assert "/dev/pmem0 PMDK pool survives warm reboot" in rows(report)
+    setup = report["guest_report"]["namespace_setup"]
+    # The second boot found the device DAX it made in the first and left it alone.
+    assert [(s["device"], s["action"]) for s in setup] == [("dax1.0", "kept")]
+
+
+def test_compile_a_libpmemobj_program_on_the_image_over_run_and_ssh(tmp_path):
+    """The README's "Develop with PMDK" steps: run, ssh in as dev (no key in the profile: run makes one for
+    the boot), compile against libpmemobj with pkg-config, run it twice, pmempool info on the pool."""
+    console = tmp_path / "run.log"
+    process = subprocess.Popen([str(PMEM_IMAGE), "run", "--accel", "tcg", str(PROFILES / "pmdk-dev.yaml")],
+                               stdin=subprocess.DEVNULL, stdout=console.open("w"), stderr=subprocess.STDOUT, env=ENV)
+    try:
+        deadline = time.monotonic() + 600
+        while pmem_image("ssh", "pmdk-dev", "--", "true", timeout=60).returncode != 0:
+            assert process.poll() is None, "run exited before SSH came up:\n" + console.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no SSH login in 600 s"
+            time.sleep(5)
+        script = ("sudo chown dev /mnt/pmem0 && cat > counter.c && "
+                  "gcc counter.c -o counter $(pkg-config --cflags --libs libpmemobj) && "
+                  "./counter && ./counter && pmempool info /mnt/pmem0/counter.obj | head -n 3")
+        result = pmem_image("ssh", "pmdk-dev", "--", script, input=COUNTER, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "count 1\ncount 2\n" in result.stdout and "obj" in result.stdout.lower()
+    finally:
+        pmem_image("ssh", "pmdk-dev", "--", "sudo systemctl poweroff", timeout=60)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert not (OUT / "pmdk-dev" / "run" / "session-key").exists()      # the boot's key goes with the boot
+
+
+def test_every_namespace_mode_is_proven_and_kept_across_a_warm_reboot():
+    report = proven("build", "--verify", "--json", str(PROFILES / "pmem-modes.yaml"))
+    passed = rows(report)
+    assert "/dev/pmem0 DAX active" in passed and "/dev/pmem2s without DAX (sector mode)" in passed
+    assert "/dev/pmem3 raw block device without DAX" in passed and "/dev/dax1.0 stores read back" in passed
+    assert "map dev" in passed["/dev/pmem0 namespace"]
+    warm = proven("verify", "--warm-reboot", "--json", str(PROFILES / "pmem-modes.yaml"))
+    assert {"/dev/pmem0 survives warm reboot", "/dev/pmem2s survives warm reboot"} <= set(rows(warm))
+    # Info blocks (pfn, device DAX, BTT) are found again after the reset and left alone; raw is a switch.
+    actions = {s["device"]: s["action"] for s in warm["guest_report"]["namespace_setup"]}
+    assert actions == {"pmem0": "kept", "dax1.0": "kept", "pmem2s": "kept", "pmem3": "force_raw"}
