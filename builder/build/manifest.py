@@ -15,6 +15,7 @@ from .kernel import KernelArtifact
 from .mkosi import KEPT_SUFFIXES
 
 MANIFEST = "manifest.json"
+PACKER_MANIFEST = "packer-manifest.json"   # the shape of Packer's manifest post-processor, for pipelines
 
 
 def kernel_release_from_bzimage(path: Path) -> str:
@@ -42,15 +43,60 @@ def read_manifest(directory: Path) -> Optional[dict]:
         return None
 
 
+def machine_needed(plan: Plan) -> dict:
+    """What an imported template needs to get its pmem: the firmware, and exactly the memory layout the
+    regions assume (more or less RAM moves or drops them)."""
+    return {"firmware": plan.firmware, "machine": plan.machine, "minimum_memory": plan.memory, "cpus": plan.cpus,
+            "memory_layout": [f"memmap={r.memmap}" for r in plan.regions]}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def write_listings(directory: Path, manifest: dict) -> None:
+    """SHA256SUMS (every file of the build), manifest.json and packer-manifest.json, each replaced whole."""
+    entries = manifest["files"]
+    _write_atomically(directory / "SHA256SUMS", "".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
+    packer = {"builds": [{
+        "name": manifest["name"], "builder_type": "pmem-image", "build_time": manifest.get("built_at_epoch", 0),
+        "files": [{"name": e["name"], "size": e["size"]} for e in entries],
+        "artifact_id": f"{manifest['name']}:{manifest['build_key'][:16]}",
+        "packer_run_uuid": manifest["build_key"][:32],
+        "custom_data": {"plan_hash": manifest["plan_hash"], "memmap": " ".join(manifest["memmap"]),
+                        "formats": ",".join(a["format"] for a in manifest.get("artifacts", [])),
+                        "firmware": manifest["launch"]["firmware"], "memory": str(manifest["launch"]["memory"])},
+    }], "last_run_uuid": manifest["build_key"][:32]}
+    _write_atomically(directory / PACKER_MANIFEST, json.dumps(packer, indent=2) + "\n")
+    _write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def add_artifact(directory: Path, plan: Plan, artifact: dict) -> dict:
+    """Record an export made after the build (pmem-image export): manifest, SHA256SUMS, packer manifest."""
+    manifest = read_manifest(directory)
+    if manifest is None:
+        raise PmemImageError(f"{directory} holds no manifest.json", "build the profile first")
+    path = directory / artifact["file"]
+    manifest["files"] = [e for e in manifest["files"] if e["name"] != artifact["file"]] + [
+        {"name": artifact["file"], **file_stamp(path), "sha256": artifact["sha256"]}]
+    manifest["artifacts"] = [a for a in manifest.get("artifacts", []) if a["format"] != artifact["format"]] + [
+        {**artifact, "machine": machine_needed(plan)}]
+    write_listings(directory, manifest)
+    return manifest
+
+
 def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
                   seconds: float, kernel: Optional[KernelArtifact], config_release: str,
-                  final_directory: Optional[Path] = None) -> dict:
-    images = sorted(p for p in result.iterdir() if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config")
+                  final_directory: Optional[Path] = None, artifacts: tuple[dict, ...] = ()) -> dict:
+    exported = {a["file"] for a in artifacts}
+    images = sorted(p for p in result.iterdir()
+                    if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config" or p.name in exported)
     raw = result / f"{plan.name}.raw"
     if not raw.exists():
         raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")
     entries = [{"name": p.name, **file_stamp(p), "sha256": sha256_file(p)} for p in images]
-    (result / "SHA256SUMS").write_text("".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
     vmlinuz = result / f"{plan.name}.vmlinuz"
     manifest = {
         "name": plan.name,
@@ -75,10 +121,12 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "launch": {"machine": plan.machine, "memory": plan.memory, "cpus": plan.cpus, "firmware": plan.firmware,
                    "qemu_argv": launch_argv(plan), "libvirt_domain": f"{plan.name}.libvirt.xml"},
         "files": entries,
+        "artifacts": [{**a, "machine": machine_needed(plan)} for a in artifacts],
         "build_seconds": round(seconds, 1),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "built_at_epoch": int(time.time()),
     }
     (result / f"{plan.name}.libvirt.xml").write_text(libvirt_domain(plan, (final_directory or result) / raw.name))
     (result / "plan.json").write_text(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
-    (result / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_listings(result, manifest)
     return manifest

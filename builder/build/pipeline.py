@@ -22,6 +22,7 @@ from ..render.outputs import RenderedFile
 from ..runner import Runner
 from .locks import BuildLock, CacheLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
+from .exports import export
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
@@ -130,8 +131,10 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             with CacheLock(out_root, "packages", runner.say):
                 result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
+            raw = result_dir / f"{plan.name}.raw"
+            artifacts = tuple(export(plan, raw, name, result_dir, runner) for name in plan.formats)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
-                                     time.time() - started, kernel, kernel_release, directory)
+                                     time.time() - started, kernel, kernel_release, directory, artifacts)
             replace_dir(result_dir, directory)
         except PmemImageError as error:
             error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)

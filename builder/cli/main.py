@@ -3,7 +3,6 @@
 import argparse
 import hashlib
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -14,27 +13,19 @@ from ..build import mkosi as mkosi_tool
 from ..build.mkosi import mkosi_version
 from ..build.pipeline import build
 from ..build.tree import write_tree
-from ..knowledge.host import find_debian_mirror
+from ..knowledge.formats import FORMATS
 from ..plan.model import Plan
-from ..plan.planner import make_plan
-from ..build.manifest import read_manifest
 from ..profile.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROOF_FAILED,
                               PmemImageError, Problem, UsageError)
-from ..profile.loader import read_profile
 from ..profile.schema import profile_schema
 from ..render.outputs import render
 from ..runner import Runner, Terminated, raise_on_termination
 from ..verify import session
 from ..verify.boot import checks_table, verify
-from . import housekeeping
+from . import housekeeping, publish
+from .targets import load_plan, out_root, resolve_target
 from .views import plan_text
 
-
-
-def load_plan(path: Path, allowed: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
-    """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
-    profile, source = read_profile(path)
-    return make_plan(profile, str(path), source, find_debian_mirror(), allowed_dirs=allowed)
 
 
 def _print_warnings(warnings: list[Problem], filename: str) -> None:
@@ -87,10 +78,6 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _out_root(args: argparse.Namespace) -> Path:
-    return args.out or Path(os.environ.get("PMEM_IMAGE_OUT", "out"))
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     path = args.profile
     plan, warnings = load_plan(path, tuple(args.allow_path))
@@ -99,7 +86,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not args.dry_run:
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    result = build(plan, render(plan), _out_root(args), runner, mkosi_version=mkosi_version(runner),
+    result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
                    force=args.force, profile_sha256=profile_sha)
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
@@ -110,7 +97,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
-    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot)
+    result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot,
+                    export_format=args.export_format, cloud_init=args.cloud_init)
     code = EXIT_OK if result.passed else EXIT_PROOF_FAILED
     if args.json:
         print(json.dumps({"exit_code": code, **json.loads(result.report_path.read_text())}, indent=2))
@@ -119,33 +107,6 @@ def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argpar
         print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
               f"{result.seconds:.0f}s); details in {result.report_path}")
     return code
-
-
-def _plan_of_build(directory: Path) -> Plan:
-    plan_file = directory / "plan.json"
-    if not plan_file.exists():
-        raise UsageError(f"{directory} holds no plan.json", "pass a profile or a directory made by pmem-image build")
-    try:
-        return Plan.model_validate_json(plan_file.read_text())
-    except ValueError:
-        raise UsageError(f"{plan_file} was written by another version of pmem-image",
-                         "build the profile again with this version, then verify") from None
-
-
-def resolve_target(args: argparse.Namespace) -> tuple[Plan, Path]:
-    """PROFILE or out/NAME -> the plan and the build directory (verify, run)."""
-    target = args.target
-    if target.is_dir():
-        return _plan_of_build(target), target
-    plan, warnings = load_plan(target, tuple(args.allow_path))
-    directory = _out_root(args) / plan.name
-    built = read_manifest(directory)
-    # Judging (or running) an image by a plan it was not built from would show the wrong thing.
-    if built is not None and built.get("plan_hash") != plan.digest():
-        raise UsageError(f"{directory} was built from a different plan than {target} gives now",
-                         f"build it first (pmem-image build {target}), or use the build as it is: "
-                         f"pmem-image {args.command} {directory}")
-    return plan, directory
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -159,14 +120,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    directory = args.name if args.name.is_dir() else _out_root(args) / args.name
+    directory = args.name if args.name.is_dir() else out_root(args) / args.name
     command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
     return Runner().interactive(session.ssh_argv(directory, directory.name, args.user, args.identity, command))
 
 
 def cmd_flush_test(args: argparse.Namespace) -> int:
     arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
-    return run_on_host(arguments, _out_root(args) / ".cache" / "bin")
+    return run_on_host(arguments, out_root(args) / ".cache" / "bin")
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -191,6 +152,10 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=_positive_seconds, help="seconds to wait for the guest's report")
     parser.add_argument("--warm-reboot", action="store_true",
                         help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
+    parser.add_argument("--format", dest="export_format", choices=sorted(FORMATS),
+                        help="boot this export (made by build or export) on its platform's disk bus, not the raw disk")
+    parser.add_argument("--cloud-init", action="store_true",
+                        help="provision it from a NoCloud seed, log in as that user, boot again (cloud_init: true)")
     parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 
@@ -257,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.add_argument("command_args", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="a command to run")
     ssh.set_defaults(func=cmd_ssh)
 
+    publish.add_parsers(commands, allow)
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)
     housekeeping.add_parsers(commands, lambda p: p.add_argument(
@@ -276,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     raise_on_termination()
     try:
-        return args.func(args, _out_root(args)) if getattr(args, "needs_out", False) else args.func(args)
+        return args.func(args, out_root(args)) if getattr(args, "needs_out", False) else args.func(args)
     except PmemImageError as error:
         text = error.format() if error.exit_code == EXIT_BAD_INPUT and not isinstance(error, UsageError) \
             else f"pmem-image: error: {error.format()}"

@@ -88,6 +88,9 @@ class Plan(Frozen):
     disk_size: Optional[int]           # root partition bytes; None: as small as its contents (mkosi's guess)
     console_autologin: bool
     pmdk: bool                         # PMDK installed, and proven on every DAX mount
+    formats: list[str]                 # exports made beside the raw disk (knowledge/formats.py)
+    initrd_modules: list[str]          # storage drivers the initrd carries (virtio + each format's platform)
+    cloud_init: bool
     extra_trees: int                   # how many; their content is hashed into the build key, not their paths
     seed: str
     source_date_epoch: int

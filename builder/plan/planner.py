@@ -10,6 +10,7 @@ from typing import Optional
 
 from .. import __version__
 from ..knowledge.distros import Release
+from ..knowledge.formats import initrd_modules
 from ..knowledge.host import AptMirror
 from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
 from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
@@ -21,7 +22,7 @@ from ..profile.model import Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
 from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
-from . import access_checks, mode_checks  # noqa: F401  (register their checks)
+from . import access_checks, mode_checks, publish_checks  # noqa: F401  (register their checks)
 from .model import MemorySpan, Plan, PlannedRegion, PlannedUser
 
 SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
@@ -92,6 +93,7 @@ def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegi
     names += chosen.xfs if any(r.filesystem == "xfs" for r in regions) else ()
     names += chosen.devdax if any(r.mode == "devdax" for r in regions) else ()
     names += chosen.pmdk if profile.pmdk else ()
+    names += chosen.cloud_init if profile.cloud_init else ()
     names += chosen.ssh if profile.ssh else ()
     names += chosen.sudo if any(user.sudo for user in profile.users) else ()
     names += chosen.users if profile.users else ()
@@ -143,7 +145,8 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         users=[PlannedUser(**user.model_dump()) for user in profile.users],
         root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
         network=profile.network or ("dhcp" if profile.ssh else "none"), disk_size=profile.disk.size,
-        console_autologin=profile.console_autologin, pmdk=profile.pmdk, extra_trees=len(profile.extra_trees),
+        console_autologin=profile.console_autologin, pmdk=profile.pmdk, formats=list(profile.formats),
+        initrd_modules=initrd_modules(profile.formats), cloud_init=profile.cloud_init, extra_trees=len(profile.extra_trees),
         extra_tree_paths=[str((base_dir / tree).resolve()) for tree in profile.extra_trees],
         seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
         description=profile.description, mirror=mirror if profile.distribution.name == "debian" else None,

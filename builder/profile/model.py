@@ -168,5 +168,12 @@ class Profile(StrictModel):
                                                          "none; default: dhcp with ssh, else none.")
     disk: Disk = Field(default_factory=Disk)
     console_autologin: bool = Field(False, description="Root autologin on the serial console (throwaway labs).")
+    formats: list[Literal["qcow2", "vmdk", "ova", "vhd", "vhdx", "gce"]] = Field(
+        default_factory=list, max_length=6, description=(
+            "Templates made beside the raw disk by build: qcow2, vmdk (streamOptimized), ova, vhd (fixed, Azure), "
+            "vhdx, gce (disk.raw in a tar.gz); the initrd gets each one's storage drivers."))
+    cloud_init: bool = Field(False, description=(
+        "cloud-init with the NoCloud, ConfigDrive, GCE, Azure, Ec2 and VMware datasources; it never touches the "
+        "kernel command line or the pmem entries of fstab."))
     pmdk: bool = Field(False, description="PMDK: libpmem, libpmem2, libpmemobj with headers, pmempool and daxio, "
                                           "daxctl and a compiler; the proof then checks PMDK on every DAX mount.")

@@ -18,8 +18,20 @@ def option_value(path: Path) -> str:
     return str(path).replace(",", ",,")
 
 
+def disk_arguments(disk: Path, disk_format: str, bus: str) -> list[str]:
+    """The root disk on a platform's bus: virtio (KVM clouds), pvscsi (VMware), ahci (Hyper-V Gen1-style,
+    Azure), nvme (GCE, AWS Nitro)."""
+    drive = f"file={option_value(disk)},format={disk_format}"
+    if bus == "virtio":
+        return ["-drive", f"{drive},if=virtio"]
+    controller = {"pvscsi": ["-device", "pvscsi,id=pvscsi0", "-device", "scsi-hd,drive=root,bus=pvscsi0.0,bootindex=0"],
+                  "ahci": ["-device", "ahci,id=ahci0", "-device", "ide-hd,drive=root,bus=ahci0.0,bootindex=0"],
+                  "nvme": ["-device", "nvme,serial=pmem-image,drive=root,bootindex=0"]}[bus]
+    return ["-drive", f"{drive},if=none,id=root", *controller]
+
+
 def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None,
-                      disk_format: str = "qcow2") -> list[str]:
+                      disk_format: str = "qcow2", bus: str = "virtio") -> list[str]:
     """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend, its disk."""
     argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
     if accel == "kvm":
@@ -30,7 +42,7 @@ def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Pa
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars or OVMF_VARS.name)}"]
     argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
-    return argv + ["-drive", f"file={option_value(disk)},format={disk_format},if=virtio", "-display", "none"]
+    return argv + [*disk_arguments(disk, disk_format, bus), "-display", "none"]
 
 
 def launch_argv(plan: Plan, ssh_port: int = 2222) -> list[str]:

@@ -51,6 +51,10 @@ def _has_ssh_users(plan: Plan) -> bool:
     return plan.ssh and bool(plan.users)
 
 
+def _has_cloud_init(plan: Plan) -> bool:
+    return plan.cloud_init
+
+
 def _has_dhcp(plan: Plan) -> bool:
     return plan.network == "dhcp"
 
@@ -109,6 +113,8 @@ _OUTPUTS = (
             wanted=_has_ssh_users),
     _Output("sshd-pmem-image.conf.j2", f"{_EXTRA}/etc/ssh/sshd_config.d/pmem-image.conf", plain_field,
             wanted=_has_ssh),
+    _Output("cloud-init-pmem-image.cfg.j2", f"{_EXTRA}/etc/cloud/cloud.cfg.d/90-pmem-image.cfg", plain_field,
+            wanted=_has_cloud_init),
     _Output("network-dhcp.network.j2", f"{_EXTRA}/etc/systemd/network/80-pmem-image-dhcp.network", plain_field,
             wanted=_has_dhcp),
     _Output("repart-esp.conf.j2", "mkosi.repart/00-esp.conf", plain_field, wanted=_has_disk_size),

@@ -6,6 +6,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..build.manifest import read_manifest
 from ..plan.model import Plan
@@ -14,6 +15,8 @@ from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
 from .login import login_check, throwaway_key, wants_login
 from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, qemu_command
+from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check, seed_arguments
+from .templates import boot_disk, root_disk_check
 
 BOOT_TIMEOUT = {"kvm": 300, "tcg": 900}
 POWEROFF_GRACE = 60
@@ -73,26 +76,31 @@ def _built_kernel_release(directory: Path, plan: Plan) -> str:
 
 
 def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
-           warm_reboot: bool = False) -> VerifyResult:
+           warm_reboot: bool = False, export_format: Optional[str] = None, cloud_init: bool = False) -> VerifyResult:
+    """Boot the image (or with export_format, that export on its platform's bus) and judge its report."""
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
     work = directory / "verify"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    disk, disk_format, bus = boot_disk(plan, directory, work, export_format, runner)
     serial_log, report_log, overlay = work / "serial.log", work / "report.log", work / "overlay.qcow2"
     accel = choose_accel(accel, directory, plan, runner)
     timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
-    runner.run(make_overlay(image, overlay))   # the image itself is never written
+    runner.run(make_overlay(disk, overlay, disk_format))   # the image itself is never written
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
-    user = wants_login(plan)
+    if cloud_init and not plan.cloud_init:
+        raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
+    user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
     port = free_port() if user else 0
+    seed = seed_arguments(make_seed(work, plan, public, runner)) if cloud_init and not runner.dry_run else []
     argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
-                        login=(public, port) if user else None)
+                        login=(public, port) if user else None, bus=bus) + seed
     started = time.monotonic()
     process = runner.spawn(argv)
-    report, login = None, None
+    report, login, cloud = None, None, []
     boot_seconds = 0.0
     try:
         while process is not None and time.monotonic() - started < timeout:
@@ -106,6 +114,13 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         if report is not None and process is not None and user:
             runner.say(f"report received after {boot_seconds:.0f}s; logging in as {user} over SSH")
             login = login_check(plan, user, port, key, runner)
+            if cloud_init:
+                cloud = [provisioning_check(port, key, runner, 1)]
+                runner.say("booting the same disk again: cloud-init must not provision it a second time")
+                power_off(port, key, process, runner)
+                stop(process)
+                process = runner.spawn(argv)
+                cloud.append(provisioning_check(port, key, runner, 2))
         elif report is not None and process is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; waiting for the guest to power off")
             deadline = time.monotonic() + POWEROFF_GRACE
@@ -117,8 +132,11 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
             overlay.unlink(missing_ok=True)
     serial = _read(serial_log)
     checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
+    if export_format and report is not None:
+        checks.insert(1, root_disk_check(disk, disk_format, bus, report))
     if user and report is not None:
         checks.append(login or Check(f"ssh login as {user}", False, "QEMU exited before the login"))
+        checks += cloud
     if report is None:
         checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself)
     else:
@@ -129,6 +147,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     result_path = work / "report.json"
     result_path.write_text(json.dumps({
         "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel, "warm_reboot": warm_reboot,
+        "disk": {"file": disk.name, "format": disk_format, "bus": bus, "export": export_format},
         "boot_seconds": round(boot_seconds, 1), "checks": checks_as_json(checks), "guest_report": report,
     }, indent=2) + "\n")
     return VerifyResult(passed, checks, accel, boot_seconds, result_path)

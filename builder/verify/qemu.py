@@ -20,7 +20,7 @@ SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
 
 def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
                  ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True,
-                 login: Optional[tuple[str, int]] = None) -> list[str]:
+                 login: Optional[tuple[str, int]] = None, bus: str = "virtio") -> list[str]:
     """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
     process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
     guest boots as a published image would. login=(public key, port): the self-test installs the key for
@@ -30,7 +30,7 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
            *(["pmem-image:warm-reboot"] if warm_reboot else []),
            *([f"pmem-image:ssh-key={login[0]}"] if login else [])]
     nic = f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{login[1]}-:22" if login else "none"
-    return [*machine_arguments(plan, disk, accel, ovmf_vars),
+    return [*machine_arguments(plan, disk, accel, ovmf_vars, bus=bus),
             *(["-smbios", "type=11," + ",".join(f"value={option_value(s)}" for s in oem)] if oem else []),
             "-monitor", "none", "-nic", nic, *([] if warm_reboot else ["-no-reboot"]),
             "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
@@ -100,8 +100,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def make_overlay(image: Path, overlay: Path) -> list[str]:
-    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.absolute()), str(overlay)]
+def make_overlay(image: Path, overlay: Path, image_format: str = "raw") -> list[str]:
+    return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", image_format, "-b", str(image.absolute()), str(overlay)]
 
 
 def copy_ovmf_vars(destination: Path) -> Path:

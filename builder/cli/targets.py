@@ -1,0 +1,49 @@
+"""What a command works on: a profile (validated and planned) or a build directory, and the output root."""
+
+import argparse
+import os
+from pathlib import Path
+
+from ..build.manifest import read_manifest
+from ..knowledge.host import find_debian_mirror
+from ..plan.model import Plan
+from ..plan.planner import make_plan
+from ..profile.errors import Problem, UsageError
+from ..profile.loader import read_profile
+
+
+def load_plan(path: Path, allowed: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
+    """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
+    profile, source = read_profile(path)
+    return make_plan(profile, str(path), source, find_debian_mirror(), allowed_dirs=allowed)
+
+
+def out_root(args: argparse.Namespace) -> Path:
+    return args.out or Path(os.environ.get("PMEM_IMAGE_OUT", "out"))
+
+
+def plan_of_build(directory: Path) -> Plan:
+    plan_file = directory / "plan.json"
+    if not plan_file.exists():
+        raise UsageError(f"{directory} holds no plan.json", "pass a profile or a directory made by pmem-image build")
+    try:
+        return Plan.model_validate_json(plan_file.read_text())
+    except ValueError:
+        raise UsageError(f"{plan_file} was written by another version of pmem-image",
+                         "build the profile again with this version, then verify") from None
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[Plan, Path]:
+    """PROFILE or out/NAME -> the plan and the build directory (verify, run)."""
+    target = args.target
+    if target.is_dir():
+        return plan_of_build(target), target
+    plan, warnings = load_plan(target, tuple(args.allow_path))
+    directory = out_root(args) / plan.name
+    built = read_manifest(directory)
+    # Judging (or running) an image by a plan it was not built from would show the wrong thing.
+    if built is not None and built.get("plan_hash") != plan.digest():
+        raise UsageError(f"{directory} was built from a different plan than {target} gives now",
+                         f"build it first (pmem-image build {target}), or use the build as it is: "
+                         f"pmem-image {args.command} {directory}")
+    return plan, directory

@@ -1,0 +1,84 @@
+"""Templates booted as their platforms would: the templates profile builds every export (each checked as
+written), then qcow2 on virtio, vmdk on PVSCSI, vhd on AHCI and the GCE tarball's disk.raw on NVMe each
+pass the pmem proof, and a NoCloud seed provisions a user once across two boots."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import PMEM_IMAGE, PROFILES, ROOT
+
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+OUT = ROOT / "out" / "test"
+PROFILE = str(PROFILES / "templates.yaml")
+
+
+def pmem_image(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
+
+
+def proven(*args: str) -> dict:
+    result = pmem_image(*args)
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    return report
+
+
+def test_every_export_is_built_checked_and_listed():
+    built = pmem_image("build", PROFILE)
+    assert built.returncode == 0, built.stderr[-4000:]
+    directory = OUT / "templates"
+    manifest = json.loads((directory / "manifest.json").read_text())
+    artifacts = {a["format"]: a for a in manifest["artifacts"]}
+    assert sorted(artifacts) == ["gce", "ova", "qcow2", "vhd", "vhdx", "vmdk"]
+    for artifact in artifacts.values():
+        print(f"\n{artifact['format']:<6} {artifact['size'] / 2**20:8.1f} MiB in {artifact['seconds']:5.1f} s")
+        assert artifact["machine"]["minimum_memory"] == 4 << 30 and artifact["machine"]["memory_layout"] == [
+            "memmap=1G!4G"]
+    assert artifacts["vhd"]["virtual_size"] % (1 << 20) == 0
+    # SHA256SUMS covers every file the build lists, artifacts included, and every sum holds.
+    sums = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=directory, capture_output=True,
+                          text=True)
+    assert sums.returncode == 0, sums.stdout + sums.stderr
+    assert {a["file"] for a in artifacts.values()} <= {line.split()[1] for line in sums.stdout.splitlines() if line}
+    packer = json.loads((directory / "packer-manifest.json").read_text())
+    assert {f["name"] for f in packer["builds"][0]["files"]} >= {a["file"] for a in artifacts.values()}
+    again = pmem_image("build", PROFILE)
+    assert again.returncode == 0 and "up to date" in again.stderr      # exports are part of the no-op
+
+
+@pytest.mark.parametrize("export_format, bus", [("qcow2", "virtio"), ("vmdk", "pvscsi"), ("vhd", "ahci"),
+                                                ("gce", "nvme")])
+def test_each_template_boots_on_its_platform_bus_and_proves_pmem(export_format, bus):
+    report = proven("verify", "--format", export_format, "--json", PROFILE)
+    rows = {c["name"]: c for c in report["checks"]}
+    (disk_row,) = [name for name in rows if name.startswith("root disk:")]
+    assert f"({'raw' if export_format == 'gce' else FORMAT_OF[export_format]}) on {bus}" in disk_row
+    assert rows["/dev/pmem0 DAX active"]["passed"] and report["disk"]["bus"] == bus
+
+
+FORMAT_OF = {"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc"}
+
+
+def test_cloud_init_provisions_a_user_once_across_two_boots():
+    report = proven("verify", "--cloud-init", "--json", PROFILE)
+    names = [c["name"] for c in report["checks"] if c["passed"]]
+    assert "ssh login as cloudy" in names
+    assert "cloud-init user logs in, provisioned once" in names and "cloud-init second boot: not provisioned again" \
+        in names
+
+
+def test_the_template_ships_no_cloud_init_instance_state():
+    image = OUT / "templates" / "templates.raw"
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    root = next(p for p in table["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
+    source = f"{image}?offset={root['start'] * table.get('sectorsize', 512)}"
+    listing = subprocess.run(["debugfs", "-R", "ls -l /var/lib/cloud", source], capture_output=True, text=True).stdout
+    assert "instances" not in listing and "instance" not in listing.split()
+    config = subprocess.run(["debugfs", "-R", "cat /etc/cloud/cloud.cfg.d/90-pmem-image.cfg", source],
+                            capture_output=True, text=True).stdout
+    assert "[ephemeral0, null]" in config

@@ -1,0 +1,131 @@
+"""Every export format written by the real qemu-img and tar from a small raw disk, and checked as written;
+each check also fails on a container that is not what it claims (so none of them can pass by accident)."""
+
+import io
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.build import exports
+from builder.build.manifest import PACKER_MANIFEST, add_artifact, read_manifest, write_listings
+from builder.knowledge.formats import FORMATS
+from builder.runner import Runner
+from conftest import PROFILES, plan_of_file
+
+pytestmark = pytest.mark.integration
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return plan_of_file(PROFILES / "default.yaml")[0]
+
+
+def fake_raw(directory: Path, size: int) -> Path:
+    """A sparse disk with some bytes written, so the containers have data to carry."""
+    raw = directory / "default.raw"
+    with open(raw, "wb") as stream:
+        stream.truncate(size)
+        for offset in (0, size // 2, size - 4096):
+            stream.seek(offset)
+            stream.write(b"pmem-image" * 400)
+    return raw
+
+
+def qemu_info(path: Path, image_format: str) -> dict:
+    return json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", image_format, str(path)],
+                                     capture_output=True, text=True, check=True).stdout)
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_each_format_is_written_and_checked(tmp_path, plan, name):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    entry = exports.export(plan, raw, name, tmp_path, Runner(out=io.StringIO()))
+    path = tmp_path / entry["file"]
+    assert path.exists() and entry["size"] == path.stat().st_size and entry["virtual_size"] == 64 * MIB
+    assert entry["bus"] == FORMATS[name].bus and not list(tmp_path.glob(".export-*"))
+    if name in ("qcow2", "vmdk", "vhdx", "vhd"):
+        info = qemu_info(path, FORMATS[name].qemu_format)
+        assert info["virtual-size"] == 64 * MIB
+        # The disk inside reads back as the raw it came from.
+        same = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", FORMATS[name].qemu_format, str(raw),
+                               str(path)], capture_output=True, text=True)
+        assert same.returncode == 0, same.stdout + same.stderr
+
+
+def test_vhd_of_an_odd_sized_disk_is_a_whole_number_of_mib(tmp_path, plan):
+    """Azure: the fixed VHD's virtual size is a whole number of MiB, the file that plus a 512-byte footer."""
+    raw = fake_raw(tmp_path, 64 * MIB + 5 * 512)
+    entry = exports.export(plan, raw, "vhd", tmp_path, Runner(out=io.StringIO()))
+    assert entry["virtual_size"] == 65 * MIB and entry["size"] == 65 * MIB + 512
+    assert raw.stat().st_size == 64 * MIB + 5 * 512          # the build's raw disk is left as it was
+
+
+def test_ova_holds_ovf_mf_vmdk_in_order_and_the_sums_match(tmp_path, plan):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    entry = exports.export(plan, raw, "ova", tmp_path, Runner(out=io.StringIO()))
+    ova = tmp_path / entry["file"]
+    with tarfile.open(ova) as archive:
+        assert archive.getnames() == ["default.ovf", "default.mf", "default.vmdk"]
+        ovf = archive.extractfile("default.ovf").read().decode()
+    assert 'vmw:value="bios"' in ovf and ">4096</rasd:VirtualQuantity>" in ovf and "VirtualSCSI" in ovf
+    assert "streamOptimized" in ovf and "memmap=1G!4G" in ovf
+    # A tampered member no longer matches the manifest's SHA256.
+    tampered = tmp_path / "tampered.ova"
+    with tarfile.open(ova) as source, tarfile.open(tampered, "w", format=tarfile.USTAR_FORMAT) as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name.endswith(".ovf"):
+                data = data.replace(b"VirtualSCSI", b"lsilogic\x20\x20\x20")
+            target.addfile(member, io.BytesIO(data))
+    with pytest.raises(exports.ExportCheckFailed, match="SHA256 of default.ovf"):
+        exports.check_ova(tampered, 64 * MIB)
+
+
+def test_gce_is_disk_raw_alone_in_an_oldgnu_gzip_tar(tmp_path, plan):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    entry = exports.export(plan, raw, "gce", tmp_path, Runner(out=io.StringIO()))
+    listing = subprocess.run(["tar", "-tvzf", str(tmp_path / entry["file"])], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert listing[-1] == "disk.raw" and str(64 * MIB) in listing
+    with tarfile.open(tmp_path / entry["file"], "r:gz") as archive:
+        (member,) = archive.getmembers()
+        assert member.name == "disk.raw" and member.issparse()        # sparse handling: holes are not stored
+    with pytest.raises(exports.ExportCheckFailed, match="expected disk.raw"):
+        wrong = tmp_path / "wrong.tar.gz"
+        subprocess.run(["tar", "-czf", str(wrong), "-C", str(tmp_path), "default.raw"], check=True)
+        exports.check_gce(wrong, 64 * MIB)
+
+
+def test_a_container_that_is_not_what_it_claims_fails_its_check(tmp_path):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    sparse_vmdk = tmp_path / "sparse.vmdk"           # monolithicSparse: ESXi-importable it is not
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", str(raw), str(sparse_vmdk)], check=True)
+    with pytest.raises(exports.ExportCheckFailed, match="expected streamOptimized"):
+        exports._check_container(sparse_vmdk, "vmdk", 64 * MIB, Runner(out=io.StringIO()))
+    dynamic = tmp_path / "dynamic.vhd"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vpc", str(raw), str(dynamic)], check=True)
+    with pytest.raises(exports.ExportCheckFailed):
+        exports._check_container(dynamic, "vpc", 64 * MIB, Runner(out=io.StringIO()))
+
+
+def test_listings_cover_every_file_and_take_later_exports(tmp_path, plan):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    manifest = {"name": "default", "build_key": "k" * 64, "plan_hash": "p" * 64, "memmap": ["memmap=1G!4G"],
+                "launch": {"firmware": "bios", "memory": 4 << 30}, "artifacts": [],
+                "files": [{"name": raw.name, "size": raw.stat().st_size, "sha256": "0" * 64}]}
+    write_listings(tmp_path, manifest)
+    entry = exports.export(plan, raw, "qcow2", tmp_path, Runner(out=io.StringIO()))
+    add_artifact(tmp_path, plan, entry)
+    recorded = read_manifest(tmp_path)
+    assert [a["format"] for a in recorded["artifacts"]] == ["qcow2"]
+    assert recorded["artifacts"][0]["machine"]["memory_layout"] == ["memmap=1G!4G"]
+    assert recorded["artifacts"][0]["machine"]["minimum_memory"] == 4 << 30
+    sums = (tmp_path / "SHA256SUMS").read_text()
+    assert f"{entry['sha256']}  default.qcow2" in sums and "default.raw" in sums
+    packer = json.loads((tmp_path / PACKER_MANIFEST).read_text())
+    files = {f["name"]: f["size"] for f in packer["builds"][0]["files"]}
+    assert files["default.qcow2"] == entry["size"] and packer["builds"][0]["artifact_id"].startswith("default:")
