@@ -76,7 +76,11 @@ def _azure_sized(raw: Path, scratch: Path) -> tuple[Path, int]:
 def _ova(plan: Plan, raw: Path, target: Path, scratch: Path, runner: Runner) -> int:
     vmdk = scratch / f"{plan.name}.vmdk"
     fmt = FORMATS["vmdk"]
-    _convert(raw, vmdk, fmt.qemu_format, fmt.qemu_options, runner)
+    made = scratch.parent / vmdk.name
+    if made.exists():
+        os.link(made, vmdk)     # the vmdk export of this very raw disk (same build directory): no second convert
+    else:
+        _convert(raw, vmdk, fmt.qemu_format, fmt.qemu_options, runner)
     capacity = raw.stat().st_size
     _check_container(vmdk, "vmdk", capacity, runner)
     ovf = scratch / f"{plan.name}.ovf"

@@ -1,6 +1,7 @@
 """Every export format written by the real qemu-img and tar from a small raw disk, and checked as written;
 each check also fails on a container that is not what it claims (so none of them can pass by accident)."""
 
+import hashlib
 import io
 import json
 import subprocess
@@ -129,3 +130,14 @@ def test_listings_cover_every_file_and_take_later_exports(tmp_path, plan):
     packer = json.loads((tmp_path / PACKER_MANIFEST).read_text())
     files = {f["name"]: f["size"] for f in packer["builds"][0]["files"]}
     assert files["default.qcow2"] == entry["size"] and packer["builds"][0]["artifact_id"].startswith("default:")
+
+
+def test_ova_takes_the_vmdk_export_of_the_same_build_as_it_is(tmp_path, plan):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    runner = Runner(out=io.StringIO())
+    vmdk = exports.export(plan, raw, "vmdk", tmp_path, runner)
+    exports.export(plan, raw, "ova", tmp_path, runner)
+    with tarfile.open(tmp_path / "default.ova") as archive:
+        inner = archive.extractfile("default.vmdk").read()
+    assert hashlib.sha256(inner).hexdigest() == vmdk["sha256"]
+    assert runner.out.getvalue().count("$ qemu-img convert") == 1       # the ova made no second conversion
