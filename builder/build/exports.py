@@ -11,7 +11,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ..knowledge.formats import AZURE_ALIGN, FORMATS
+from ..knowledge.formats import AZURE_ALIGN, FORMATS, boot_bus
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.ovf import OVF, ovf_descriptor
@@ -169,5 +169,5 @@ def export(plan: Plan, raw: Path, name: str, directory: Path, runner: Runner) ->
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"format": name, "file": target.name, "size": target.stat().st_size, "sha256": sha256_file(target),
-            "virtual_size": virtual_size, "bus": fmt.bus, "platform": fmt.platform,
+            "virtual_size": virtual_size, "bus": boot_bus(name, plan.firmware), "platform": fmt.platform,
             "seconds": round(time.monotonic() - started, 1)}

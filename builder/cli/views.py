@@ -2,7 +2,7 @@
 
 from ..plan.model import Plan
 from ..profile.sizes import human_size
-from ..knowledge.formats import FORMATS
+from ..knowledge.formats import boot_bus
 from ..render.outputs import render
 
 _GLYPH = {"ram": "=", "reserved": ".", "hole": " ", "pmem": "#"}
@@ -52,7 +52,7 @@ def plan_text(plan: Plan, filename: str) -> str:
         + (", PMDK" if plan.pmdk else ""),
         f"vm           {plan.machine}, {plan.firmware}, {human_size(plan.memory)} RAM, {plan.cpus} CPUs",
         f"pmem backend {plan.pmem_backend}",
-        *([f"exports      {', '.join(f'{name} (boots on {FORMATS[name].bus})' for name in plan.formats)}"]
+        *([f"exports      {', '.join(f'{name} (boots on {boot_bus(name, plan.firmware)})' for name in plan.formats)}"]
           if plan.formats else []),
         f"initrd disks {' '.join(plan.initrd_modules)}" + (" + cloud-init" if plan.cloud_init else ""),
         f"identity     {plan.digest()} (what the build key hashes; description and host paths are not in it)",

@@ -25,7 +25,7 @@ class Packages:
     devdax: tuple[str, ...] = ()     # daxctl, for device DAX regions
     pmdk: tuple[str, ...] = ()       # pmdk: true; empty where the release's repositories (as used here) lack PMDK
     pmdk_build: tuple[str, ...] = () # what the build overlay needs to compile the PMDK proof program
-    cloud_init: tuple[str, ...] = ("cloud-init",)
+    cloud_init: tuple[str, ...] = ("cloud-init", "sudo")   # cloud-init's users get sudo rules
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,19 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
 AZURE_ALIGN = MIB                    # Azure: the VHD's virtual size is a whole number of MiB
 
 
+def boot_bus(name: str, firmware: str) -> str:
+    """The bus `verify --format` boots an export on, as close to its platform as this host's firmware gets:
+    - gce on BIOS: virtio-scsi (GCE's SCSI disk interface). SeaBIOS cannot boot NVMe here: with RAM above
+      4 GiB (always, with pmem at 4G or higher) it maps the controller's 64-bit BAR above 4 GiB, out of its reach;
+    - vmdk/ova on UEFI: AHCI (VMware's SATA controller); Debian's OVMF has no PVSCSI driver."""
+    bus = FORMATS[name].bus
+    if bus == "nvme" and firmware == "bios":
+        return "virtio-scsi"
+    if bus == "pvscsi" and firmware == "uefi":
+        return "ahci"
+    return bus
+
+
 def initrd_modules(formats: list[str]) -> list[str]:
     """The initrd's storage drivers: virtio always (pmem-image's own QEMU boots), then each format's."""
     chosen = list(VIRTIO)

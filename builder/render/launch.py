@@ -20,11 +20,13 @@ def option_value(path: Path) -> str:
 
 def disk_arguments(disk: Path, disk_format: str, bus: str) -> list[str]:
     """The root disk on a platform's bus: virtio (KVM clouds), pvscsi (VMware), ahci (Hyper-V Gen1-style,
-    Azure), nvme (GCE, AWS Nitro)."""
+    Azure), nvme (GCE, AWS Nitro), virtio-scsi (GCE's SCSI interface)."""
     drive = f"file={option_value(disk)},format={disk_format}"
     if bus == "virtio":
         return ["-drive", f"{drive},if=virtio"]
     controller = {"pvscsi": ["-device", "pvscsi,id=pvscsi0", "-device", "scsi-hd,drive=root,bus=pvscsi0.0,bootindex=0"],
+                  "virtio-scsi": ["-device", "virtio-scsi-pci,id=scsi0",
+                                  "-device", "scsi-hd,drive=root,bus=scsi0.0,bootindex=0"],
                   "ahci": ["-device", "ahci,id=ahci0", "-device", "ide-hd,drive=root,bus=ahci0.0,bootindex=0"],
                   "nvme": ["-device", "nvme,serial=pmem-image,drive=root,bootindex=0"]}[bus]
     return ["-drive", f"{drive},if=none,id=root", *controller]

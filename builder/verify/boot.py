@@ -119,6 +119,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
                 runner.say("booting the same disk again: cloud-init must not provision it a second time")
                 power_off(port, key, process, runner)
                 stop(process)
+                shutil.copyfile(serial_log, work / "serial-boot1.log")    # the second boot starts the log anew
                 process = runner.spawn(argv)
                 cloud.append(provisioning_check(port, key, runner, 2))
         elif report is not None and process is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..build.manifest import read_manifest
-from ..knowledge.formats import FORMATS
+from ..knowledge.formats import FORMATS, boot_bus
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..runner import Runner
@@ -15,6 +15,7 @@ from .result import Check
 
 # The kernel's names for disks on each bus.
 ROOT_DEVICE = {"virtio": r"^/dev/vd[a-z]+\d*$", "pvscsi": r"^/dev/sd[a-z]+\d*$", "ahci": r"^/dev/sd[a-z]+\d*$",
+               "virtio-scsi": r"^/dev/sd[a-z]+\d*$",
                "nvme": r"^/dev/nvme\d+n\d+(p\d+)?$"}
 
 
@@ -30,15 +31,16 @@ def boot_disk(plan: Plan, directory: Path, work: Path, export_format: Optional[s
         raise UsageError(f"{plan.name} has no {export_format} export in {directory}",
                          f"make it: pmem-image export {directory} --format {export_format} (or list it under formats:)")
     path, fmt = directory / artifact["file"], FORMATS[export_format]
+    bus = boot_bus(export_format, plan.firmware)
     if export_format == "ova":
         with tarfile.open(path) as archive:
             member = next(m for m in archive.getmembers() if m.name.endswith(".vmdk"))
             archive.extract(member, work, filter="data")
-        return work / member.name, "vmdk", fmt.bus
+        return work / member.name, "vmdk", bus
     if export_format == "gce":
         runner.run(["tar", "-xzSf", str(path), "-C", str(work), "disk.raw"])
-        return work / "disk.raw", "raw", fmt.bus
-    return path, fmt.qemu_format, fmt.bus
+        return work / "disk.raw", "raw", bus
+    return path, fmt.qemu_format, bus
 
 
 def root_disk_check(disk: Path, disk_format: str, bus: str, report: Optional[dict]) -> Check:

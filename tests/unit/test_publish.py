@@ -49,7 +49,7 @@ def test_cloud_init_is_configured_to_leave_the_pmem_setup_alone():
     files = render(plan)
     assert "cloud-init" in plan.packages and plan.cloud_init
     config = files["mkosi.extra/etc/cloud/cloud.cfg.d/90-pmem-image.cfg"].content
-    assert "[ephemeral0, null]" in config and "NoCloud" in config and "Azure" in config
+    assert "- [ephemeral0]" in config and "NoCloud" in config and "Azure" in config
     assert "/var/lib/cloud/*" in files["mkosi.finalize"].content          # no instance state shipped
     assert "mkosi.extra/etc/cloud/cloud.cfg.d/90-pmem-image.cfg" not in render(plan_of_text(BASE)[0])
 
@@ -92,3 +92,10 @@ def test_the_root_disk_row_holds_only_when_root_came_from_that_bus(tmp_path, bus
     from builder.verify.templates import root_disk_check
     check = root_disk_check(tmp_path / "t.vmdk", "vmdk", bus, {"root_source": source})
     assert check.passed is passed and bus in check.name
+
+
+def test_the_verify_bus_follows_what_this_hosts_firmware_can_boot():
+    from builder.knowledge.formats import boot_bus
+    assert boot_bus("gce", "uefi") == "nvme" and boot_bus("gce", "bios") == "virtio-scsi"
+    assert boot_bus("vmdk", "bios") == "pvscsi" and boot_bus("ova", "uefi") == "ahci"
+    assert boot_bus("vhd", "bios") == boot_bus("vhd", "uefi") == "ahci"
