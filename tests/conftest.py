@@ -1,5 +1,7 @@
+import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,19 @@ def expectations(path: Path) -> list[str]:
 @pytest.fixture
 def out_root(tmp_path: Path) -> Path:
     return tmp_path / "out"
+
+
+ROOT_PARTITION_TYPE = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"     # x86-64 root (discoverable partitions)
+
+
+def root_filesystem(image: Path) -> tuple[str, int]:
+    """A raw image's root filesystem as debugfs opens it ("image?offset=N") and the partition's size."""
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    root = next(p for p in table["partitions"] if p["type"] == ROOT_PARTITION_TYPE)
+    sector = table.get("sectorsize", 512)
+    return f"{image}?offset={root['start'] * sector}", root["size"] * sector
+
+
+def debugfs(source: str, request: str) -> str:
+    return subprocess.run(["debugfs", "-R", request, source], capture_output=True, text=True).stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PMEM_IMAGE, PROFILES, ROOT
+from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
@@ -99,17 +99,13 @@ def test_unchanged_profile_is_a_no_op():
 
 def test_image_is_golden_clean():
     """No root password, no machine-id baked in, serial console and no firstboot prompt on the cmdline."""
-    image = OUT / "default" / "default.raw"
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
-                                      check=True).stdout)["partitiontable"]
-    root = next(p for p in table["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
-    source = f"{image}?offset={root['start'] * table.get('sectorsize', 512)}"
+    source, _ = root_filesystem(OUT / "default" / "default.raw")
 
     def cat(path: str) -> str:
-        return subprocess.run(["debugfs", "-R", f"cat {path}", source], capture_output=True, text=True).stdout
+        return debugfs(source, f"cat {path}")
 
     def listing(path: str) -> str:
-        return subprocess.run(["debugfs", "-R", f"ls -l {path}", source], capture_output=True, text=True).stdout
+        return debugfs(source, f"ls -l {path}")
 
     shadow_root = next(l for l in cat("/etc/shadow").splitlines() if l.startswith("root:"))
     assert shadow_root.split(":")[1] in ("*", "!", "!*"), shadow_root    # locked, not empty

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PMEM_IMAGE, PROFILES, ROOT
+from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 OUT = ROOT / "out" / "test"
@@ -81,13 +81,8 @@ def test_cloud_init_provisions_a_user_once_across_two_boots():
 
 
 def test_the_template_ships_no_cloud_init_instance_state():
-    image = OUT / "templates" / "templates.raw"
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
-                                      check=True).stdout)["partitiontable"]
-    root = next(p for p in table["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
-    source = f"{image}?offset={root['start'] * table.get('sectorsize', 512)}"
-    listing = subprocess.run(["debugfs", "-R", "ls -l /var/lib/cloud", source], capture_output=True, text=True).stdout
+    source, _ = root_filesystem(OUT / "templates" / "templates.raw")
+    listing = debugfs(source, "ls -l /var/lib/cloud")
     assert "instances" not in listing and "instance" not in listing.split()
-    config = subprocess.run(["debugfs", "-R", "cat /etc/cloud/cloud.cfg.d/90-pmem-image.cfg", source],
-                            capture_output=True, text=True).stdout
+    config = debugfs(source, "cat /etc/cloud/cloud.cfg.d/90-pmem-image.cfg")
     assert "- [ephemeral0]" in config

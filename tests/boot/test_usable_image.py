@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import PMEM_IMAGE, ROOT
+from conftest import PMEM_IMAGE, ROOT, root_filesystem
+from conftest import debugfs as read_with_debugfs
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 OUT = ROOT / "out" / "test"
@@ -53,15 +54,11 @@ def pmem_image(env, *args, timeout=300):
 
 def test_golden_hygiene_of_an_image_with_users_and_ssh(lab):
     """No SSH host keys, no password for the user (key login only), root locked, machine-id uninitialised."""
-    image = OUT / NAME / f"{NAME}.raw"
-    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
-                                      check=True).stdout)["partitiontable"]
-    root = next(p for p in table["partitions"] if p["type"] == "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709")
-    assert root["size"] * table.get("sectorsize", 512) == 4 << 30           # disk.size: the root partition
-    source = f"{image}?offset={root['start'] * table.get('sectorsize', 512)}"
+    source, root_size = root_filesystem(OUT / NAME / f"{NAME}.raw")
+    assert root_size == 4 << 30                                              # disk.size: the root partition
 
     def debugfs(request: str) -> str:
-        return subprocess.run(["debugfs", "-R", request, source], capture_output=True, text=True).stdout
+        return read_with_debugfs(source, request)
 
     assert "ssh_host_" not in debugfs("ls /etc/ssh")
     logs = debugfs("ls /var/log")
