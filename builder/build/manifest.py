@@ -15,7 +15,8 @@ from .kernel import KernelArtifact
 from .mkosi import KEPT_SUFFIXES
 
 MANIFEST = "manifest.json"
-PACKER_MANIFEST = "packer-manifest.json"   # the shape of Packer's manifest post-processor, for pipelines
+PACKER_MANIFEST = "packer-manifest.json"
+SUMS = "SHA256SUMS"   # the shape of Packer's manifest post-processor, for pipelines
 
 
 def kernel_release_from_bzimage(path: Path) -> str:
@@ -57,9 +58,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def write_listings(directory: Path, manifest: dict) -> None:
-    """SHA256SUMS (every file of the build), manifest.json and packer-manifest.json, each replaced whole."""
+    """manifest.json, packer-manifest.json, then SHA256SUMS over every file of the build (the images and
+    exports by the sums the manifest holds, the rest hashed now), each file replaced whole."""
     entries = manifest["files"]
-    _write_atomically(directory / "SHA256SUMS", "".join(f"{e['sha256']}  {e['name']}\n" for e in entries))
     packer = {"builds": [{
         "name": manifest["name"], "builder_type": "pmem-image", "build_time": manifest.get("built_at_epoch", 0),
         "files": [{"name": e["name"], "size": e["size"]} for e in entries],
@@ -71,6 +72,11 @@ def write_listings(directory: Path, manifest: dict) -> None:
     }], "last_run_uuid": manifest["build_key"][:32]}
     _write_atomically(directory / PACKER_MANIFEST, json.dumps(packer, indent=2) + "\n")
     _write_atomically(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    known = {e["name"]: e["sha256"] for e in entries}
+    others = sorted(p.name for p in directory.iterdir()
+                    if p.is_file() and p.name not in known and p.name != SUMS and not p.name.startswith("."))
+    sums = {**known, **{name: sha256_file(directory / name) for name in others}}
+    _write_atomically(directory / SUMS, "".join(f"{sums[name]}  {name}\n" for name in sorted(sums)))
 
 
 def add_artifact(directory: Path, plan: Plan, artifact: dict) -> dict:

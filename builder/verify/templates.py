@@ -2,6 +2,7 @@
 platform's disk bus, and a proof row that the root filesystem really came from that bus."""
 
 import re
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Optional
@@ -35,8 +36,10 @@ def boot_disk(plan: Plan, directory: Path, work: Path, export_format: Optional[s
     if export_format == "ova":
         with tarfile.open(path) as archive:
             member = next(m for m in archive.getmembers() if m.name.endswith(".vmdk"))
-            archive.extract(member, work, filter="data")
-        return work / member.name, "vmdk", bus
+            vmdk = work / Path(member.name).name     # the member's own name, never a path out of work/
+            with archive.extractfile(member) as source, open(vmdk, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+        return vmdk, "vmdk", bus
     if export_format == "gce":
         runner.run(["tar", "-xzSf", str(path), "-C", str(work), "disk.raw"])
         return work / "disk.raw", "raw", bus

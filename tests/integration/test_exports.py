@@ -12,7 +12,7 @@ import pytest
 
 from builder.build import exports
 from builder.build.manifest import PACKER_MANIFEST, add_artifact, read_manifest, write_listings
-from builder.knowledge.formats import FORMATS
+from builder.knowledge.formats import FORMATS, boot_bus
 from builder.runner import Runner
 from conftest import PROFILES, plan_of_file
 
@@ -47,7 +47,7 @@ def test_each_format_is_written_and_checked(tmp_path, plan, name):
     entry = exports.export(plan, raw, name, tmp_path, Runner(out=io.StringIO()))
     path = tmp_path / entry["file"]
     assert path.exists() and entry["size"] == path.stat().st_size and entry["virtual_size"] == 64 * MIB
-    assert entry["bus"] == FORMATS[name].bus and not list(tmp_path.glob(".export-*"))
+    assert entry["bus"] == boot_bus(name, plan.firmware) and not list(tmp_path.glob(".export-*"))
     if name in ("qcow2", "vmdk", "vhdx", "vhd"):
         info = qemu_info(path, FORMATS[name].qemu_format)
         assert info["virtual-size"] == 64 * MIB
@@ -141,3 +141,34 @@ def test_ova_takes_the_vmdk_export_of_the_same_build_as_it_is(tmp_path, plan):
         inner = archive.extractfile("default.vmdk").read()
     assert hashlib.sha256(inner).hexdigest() == vmdk["sha256"]
     assert runner.out.getvalue().count("$ qemu-img convert") == 1       # the ova made no second conversion
+
+
+def test_sha256sums_cover_the_metadata_files_too(tmp_path, plan):
+    raw = fake_raw(tmp_path, 64 * MIB)
+    (tmp_path / "plan.json").write_text("{}\n")
+    manifest = {"name": "default", "build_key": "k" * 64, "plan_hash": "p" * 64, "memmap": ["memmap=1G!4G"],
+                "launch": {"firmware": "bios", "memory": 4 << 30}, "artifacts": [],
+                "files": [{"name": raw.name, "size": raw.stat().st_size,
+                           "sha256": hashlib.sha256(raw.read_bytes()).hexdigest()}]}
+    write_listings(tmp_path, manifest)
+    checked = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=tmp_path, capture_output=True,
+                             text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert {line.split(":")[0] for line in checked.stdout.splitlines()} == {
+        "default.raw", "plan.json", "manifest.json", "packer-manifest.json"}
+
+
+@pytest.mark.parametrize("name, inner, image_format", [("ova", "default.vmdk", "vmdk"), ("gce", "disk.raw", "raw")])
+def test_verify_boots_the_disk_inside_an_ova_or_a_gce_tarball(tmp_path, plan, name, inner, image_format):
+    from builder.verify.templates import boot_disk
+    raw = fake_raw(tmp_path, 64 * MIB)
+    entry = exports.export(plan, raw, name, tmp_path, Runner(out=io.StringIO()))
+    write_listings(tmp_path, {"name": "default", "build_key": "k" * 64, "plan_hash": "p" * 64, "memmap": [],
+                              "launch": {"firmware": "bios", "memory": 4 << 30}, "artifacts": [entry], "files": []})
+    work = tmp_path / "work"
+    work.mkdir()
+    disk, disk_format, bus = boot_disk(plan, tmp_path, work, name, Runner(out=io.StringIO()))
+    assert (disk, disk_format) == (work / inner, image_format) and bus in ("pvscsi", "virtio-scsi")
+    same = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", image_format, str(raw), str(disk)],
+                          capture_output=True, text=True)
+    assert same.returncode == 0, same.stdout + same.stderr
