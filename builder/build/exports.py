@@ -61,14 +61,15 @@ def _check_container(path: Path, image_format: str, virtual_size: int, runner: R
     return info
 
 
-def _azure_sized(raw: Path, scratch: Path) -> tuple[Path, int]:
-    """The raw disk, grown (sparsely) to a whole number of MiB when it is not already one."""
+def _azure_sized(raw: Path, scratch: Path, runner: Runner) -> tuple[Path, int]:
+    """The raw disk, grown to a whole number of MiB when it is not already one (a sparse copy: the build's
+    raw disk stays as it is)."""
     size = raw.stat().st_size
     aligned = -(-size // AZURE_ALIGN) * AZURE_ALIGN
     if aligned == size:
         return raw, size
     copy = scratch / "azure.raw"
-    shutil.copyfile(raw, copy)
+    runner.run(["cp", "--sparse=always", str(raw), str(copy)])
     os.truncate(copy, aligned)
     return copy, aligned
 
@@ -162,7 +163,7 @@ def export(plan: Plan, raw: Path, name: str, directory: Path, runner: Runner) ->
             virtual_size = _gce(raw, partial, scratch, runner)
             check_gce(partial, virtual_size)
         else:
-            source, virtual_size = _azure_sized(raw, scratch) if name == "vhd" else (raw, raw.stat().st_size)
+            source, virtual_size = _azure_sized(raw, scratch, runner) if name == "vhd" else (raw, raw.stat().st_size)
             _convert(source, partial, fmt.qemu_format, fmt.qemu_options, runner)
             _check_container(partial, fmt.qemu_format, virtual_size, runner)
         os.replace(partial, target)

@@ -12,7 +12,7 @@ from ..knowledge.formats import FORMATS
 from ..profile.errors import EXIT_OK, UsageError
 from ..profile.sizes import human_size
 from ..runner import Runner
-from .targets import out_root, resolve_target
+from .targets import resolve_target
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -23,7 +23,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     runner = Runner()
     made = []
     # The profile's lock: no build of it swaps the directory away while the export reads and adds files.
-    with BuildLock(directory.parent if args.target.is_dir() else out_root(args), plan.name):
+    with BuildLock(directory.parent, plan.name):
         for name in dict.fromkeys(args.formats):
             artifact = export(plan, raw, name, directory, runner)
             add_artifact(directory, plan, artifact)

@@ -2,7 +2,6 @@
 kernel names for it. A label-less (memmap=) region boots as fsdax with its struct pages in RAM; ndctl
 reconfigures it, and writing force_raw makes it raw (ndctl's --mode=raw leaves such a region fsdax)."""
 
-from ..profile.model import FILESYSTEM_MODES, STRUCT_PAGE_MODES  # noqa: F401  (the mode facts, in one place)
 from ..profile.sizes import MIB
 
 DEVDAX_ALIGN = 2 * MIB                                   # ndctl's default device DAX alignment
