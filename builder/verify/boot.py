@@ -81,6 +81,8 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
+    if cloud_init and not plan.cloud_init:
+        raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
     work = directory / "verify"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -90,8 +92,6 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
     runner.run(make_overlay(disk, overlay, disk_format))   # the image itself is never written
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
-    if cloud_init and not plan.cloud_init:
-        raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
     user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
     port = free_port() if user else 0

@@ -99,3 +99,14 @@ def test_the_verify_bus_follows_what_this_hosts_firmware_can_boot():
     assert boot_bus("gce", "uefi") == "nvme" and boot_bus("gce", "bios") == "virtio-scsi"
     assert boot_bus("vmdk", "bios") == "pvscsi" and boot_bus("ova", "uefi") == "ahci"
     assert boot_bus("vhd", "bios") == boot_bus("vhd", "uefi") == "ahci"
+
+
+def test_verify_cloud_init_of_an_image_without_it_is_refused_before_anything_is_written(tmp_path):
+    from builder.profile.errors import UsageError
+    from builder.runner import Runner
+    from builder.verify.boot import verify
+    plan = plan_of_file(PROFILES / "default.yaml")[0]
+    (tmp_path / "default.raw").write_bytes(b"")
+    with pytest.raises(UsageError, match="built without cloud-init"):
+        verify(plan, tmp_path, Runner(), accel="tcg", cloud_init=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.raw"]
