@@ -15,8 +15,8 @@ from .kernel import KernelArtifact
 from .mkosi import KEPT_SUFFIXES
 
 MANIFEST = "manifest.json"
-PACKER_MANIFEST = "packer-manifest.json"
-SUMS = "SHA256SUMS"   # the shape of Packer's manifest post-processor, for pipelines
+PACKER_MANIFEST = "packer-manifest.json"   # the shape of Packer's manifest post-processor, for pipelines
+SUMS = "SHA256SUMS"
 
 
 def kernel_release_from_bzimage(path: Path) -> str:
@@ -96,13 +96,13 @@ def add_artifact(directory: Path, plan: Plan, artifact: dict) -> dict:
 def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
                   seconds: float, kernel: Optional[KernelArtifact], config_release: str,
                   final_directory: Optional[Path] = None, artifacts: tuple[dict, ...] = ()) -> dict:
-    exported = {a["file"] for a in artifacts}
+    exported = {a["file"]: a["sha256"] for a in artifacts}   # hashed when written: not read again
     images = sorted(p for p in result.iterdir()
                     if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config" or p.name in exported)
     raw = result / f"{plan.name}.raw"
     if not raw.exists():
         raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")
-    entries = [{"name": p.name, **file_stamp(p), "sha256": sha256_file(p)} for p in images]
+    entries = [{"name": p.name, **file_stamp(p), "sha256": exported.get(p.name) or sha256_file(p)} for p in images]
     vmlinuz = result / f"{plan.name}.vmlinuz"
     manifest = {
         "name": plan.name,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..plan.model import Plan
 from ..runner import Runner
-from .login import LOGIN_SECONDS, NON_INTERACTIVE, SSH_OPTIONS
+from ..render.launch import option_value
+from .login import LOGIN_SECONDS, ssh_command
 from .result import Check
 
 CLOUD_USER = "cloudy"
@@ -39,12 +40,11 @@ def make_seed(work: Path, plan: Plan, public_key: str, runner: Runner) -> Path:
 
 
 def seed_arguments(seed: Path) -> list[str]:
-    return ["-drive", f"file={str(seed).replace(',', ',,')},format=raw,if=virtio,readonly=on"]
+    return ["-drive", f"file={option_value(seed)},format=raw,if=virtio,readonly=on"]
 
 
 def _ssh(port: int, key: Path, command: str, runner: Runner):
-    return runner.query(["ssh", "-p", str(port), *SSH_OPTIONS, *NON_INTERACTIVE, "-i", str(key),
-                         f"{CLOUD_USER}@127.0.0.1", command], timeout=60)
+    return runner.query(ssh_command(port, CLOUD_USER, key, [command]), timeout=60)
 
 
 def power_off(port: int, key: Path, process, runner: Runner, seconds: float = 120) -> None:

@@ -31,11 +31,16 @@ def throwaway_key(work: Path, runner: Runner, name: str = "verify-key") -> tuple
     return key, (work / f"{name}.pub").read_text().strip()
 
 
+def ssh_command(port: int, user: str, key: Path, command: list[str]) -> list[str]:
+    """A non-interactive key login to the guest's forwarded SSH port, running command."""
+    return ["ssh", "-p", str(port), *SSH_OPTIONS, *NON_INTERACTIVE, "-i", str(key), f"{user}@127.0.0.1", *command]
+
+
 def login_check(plan: Plan, user: str, port: int, key: Path, runner: Runner) -> Check:
     """Log in and read the first pmem mount's options (or just run `true`), retrying while sshd starts."""
     mount = next((r.mountpoint for r in plan.regions if r.mountpoint), None)
     command = ["findmnt", "-no", "OPTIONS", mount] if mount else ["true"]
-    argv = ["ssh", "-p", str(port), *SSH_OPTIONS, *NON_INTERACTIVE, "-i", str(key), f"{user}@127.0.0.1", *command]
+    argv = ssh_command(port, user, key, command)
     deadline, result = time.monotonic() + LOGIN_SECONDS, None
     while time.monotonic() < deadline:
         result = runner.query(argv, timeout=60)
