@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import __version__
+from ..plan.backends import backend_for
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.launch import launch_argv, libvirt_domain
@@ -48,7 +49,15 @@ def machine_needed(plan: Plan) -> dict:
     """What an imported template needs to get its pmem: the firmware, and exactly the memory layout the
     regions assume (more or less RAM moves or drops them)."""
     return {"firmware": plan.firmware, "machine": plan.machine, "minimum_memory": plan.memory, "cpus": plan.cpus,
-            "memory_layout": [f"memmap={r.memmap}" for r in plan.regions]}
+            "memory_layout": [f"memmap={r.memmap}" for r in plan.regions if r.memmap],
+            "nvdimms": _nvdimms(plan)}
+
+
+def _nvdimms(plan: Plan) -> list[dict]:
+    """The NVDIMMs a launch must give (nvdimm backend): backing file in state/, its size, the label area."""
+    files = backend_for(plan.pmem_backend).state_files(plan)
+    return [{"device": f"/dev/{r.device}", "state_file": f"state/{f.name}", "file_size": f.size, "size": r.size,
+             "label_size": r.label_size} for r, f in zip(sorted(plan.regions, key=lambda r: r.number), files)]
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -121,10 +130,12 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "kernel_fragments": plan.kernel_fragments,
         "kernel_cmdline": plan.kernel_cmdline,
         "pmem_backend": plan.pmem_backend,
-        "memmap": [f"memmap={r.memmap}" for r in plan.regions],
+        "memmap": [f"memmap={r.memmap}" for r in plan.regions if r.memmap],
         "image": raw.name,
-        # The launch contract: the regions exist only on this machine type with exactly this much RAM.
+        # The launch contract: the regions exist only on this machine type with exactly this much RAM (memmap),
+        # or with these NVDIMMs (nvdimm).
         "launch": {"machine": plan.machine, "memory": plan.memory, "cpus": plan.cpus, "firmware": plan.firmware,
+                   "nvdimms": _nvdimms(plan),
                    "qemu_argv": launch_argv(plan), "libvirt_domain": f"{plan.name}.libvirt.xml"},
         "files": entries,
         "artifacts": [{**a, "machine": machine_needed(plan)} for a in artifacts],

@@ -98,7 +98,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
     result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot,
-                    export_format=args.export_format, cloud_init=args.cloud_init)
+                    export_format=args.export_format, cloud_init=args.cloud_init, power_cycle=args.power_cycle,
+                    state=args.state)
     code = EXIT_OK if result.passed else EXIT_PROOF_FAILED
     if args.json:
         print(json.dumps({"exit_code": code, **json.loads(result.report_path.read_text())}, indent=2))
@@ -116,7 +117,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     plan, directory = resolve_target(args)
-    return session.run(plan, directory, Runner(), accel=args.accel, ssh_port=args.ssh_port, persist=args.persist)
+    return session.run(plan, directory, Runner(), accel=args.accel, ssh_port=args.ssh_port, persist=args.persist,
+                       state=args.state)
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
@@ -152,6 +154,11 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=_positive_seconds, help="seconds to wait for the guest's report")
     parser.add_argument("--warm-reboot", action="store_true",
                         help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
+    parser.add_argument("--power-cycle", action="store_true",
+                        help="seed each pmem mount, power off, boot the same disk in a new QEMU process and check "
+                             "(nvdimm keeps the data; memmap pmem is RAM and loses it, as it should)")
+    parser.add_argument("--state", type=Path, metavar="DIR",
+                        help="nvdimm backend: keep the NVDIMM backing files in DIR (default: new ones for this run)")
     parser.add_argument("--format", dest="export_format", choices=sorted(FORMATS),
                         help="boot this export (made by build or export) on its platform's disk bus, not the raw disk")
     parser.add_argument("--cloud-init", action="store_true",
@@ -211,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     run_.add_argument("--ssh-port", type=int, metavar="N", help="host port for the guest's SSH (default: a free one)")
     run_.add_argument("--persist", action="store_true", help="keep the guest's writes (out/NAME/run/overlay.qcow2)")
+    run_.add_argument("--state", type=Path, metavar="DIR",
+                      help="nvdimm backend: the NVDIMM backing files (default out/NAME/state/; they always persist)")
     run_.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     run_.set_defaults(func=cmd_run)
 

@@ -41,11 +41,17 @@ def memory_picture(plan: Plan) -> list[str]:
             *("  " + r for r in _table(["start", "end", "size", "kind", "what"], rows))]
 
 
+def _placement(region) -> tuple[str, str]:
+    """How a region is made, and where it is: memmap= at its address, or an NVDIMM that QEMU places."""
+    if region.memmap is None:
+        return f"nvdimm{region.number} (labels {human_size(region.label_size)})", "placed by QEMU"
+    return f"memmap={region.memmap}", f"0x{region.start:x}-0x{region.start + region.size - 1:x}"
+
+
 def plan_text(plan: Plan, filename: str) -> str:
     fstab = render(plan)["mkosi.extra/etc/fstab"].content
-    region_rows = [[f"/dev/{r.device}", r.mode, r.map or "-", f"memmap={r.memmap}",
-                    f"0x{r.start:x}-0x{r.start + r.size - 1:x}", human_size(r.size), r.filesystem, r.mountpoint or "-",
-                    r.dax_option or "-"] for r in plan.regions]
+    region_rows = [[f"/dev/{r.device}", r.mode, r.map or "-", _placement(r)[0], _placement(r)[1], human_size(r.size),
+                    r.filesystem, r.mountpoint or "-", r.dax_option or "-"] for r in plan.regions]
     lines = [
         f"profile      {filename} ({plan.name})",
         f"image        {plan.distribution} {plan.release}, kernel {plan.kernel_source} {plan.kernel_version}"

@@ -2,10 +2,12 @@
 kernel names for it. A label-less (memmap=) region boots as fsdax with its struct pages in RAM; ndctl
 reconfigures it, and writing force_raw makes it raw (ndctl's --mode=raw leaves such a region fsdax)."""
 
-from ..profile.sizes import MIB
+from ..profile.sizes import KIB, MIB
 
 DEVDAX_ALIGN = 2 * MIB                                   # ndctl's default device DAX alignment
 BOOT_STATE = ("fsdax", "mem")                            # what a label-less region is at a cold boot
+MIN_LABEL_SIZE = 128 * KIB                               # QEMU's floor for an NVDIMM label area
+DEFAULT_LABEL_SIZE = MIN_LABEL_SIZE                      # room for hundreds of namespace labels
 
 
 def device_name(mode: str, region_number: int) -> str:

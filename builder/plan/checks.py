@@ -146,15 +146,17 @@ def check_region_sizes(ctx: CheckContext) -> Iterable[Problem]:
 @check
 def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
     vm = ctx.profile.vm
-    pmem = sum(region.size or 0 for region in ctx.profile.pmem)
+    # memmap pmem is carved out of the RAM; an NVDIMM is memory of its own beside it.
+    pmem = sum(region.size or 0 for region in ctx.profile.pmem) if ctx.backend == "memmap" else 0
     # fsdax/devdax with map: mem keep their struct pages in RAM: 1/64 of each such region.
     pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem if region.struct_pages == "mem")
     left = vm.memory - pmem - pages
     if left < MIN_OS_RAM:
         needed = -(-(pmem + pages + MIN_OS_RAM) // (128 * MIB)) * 128 * MIB
-        yield Problem(("vm", "memory"),
-                      f"pmem takes {human_size(pmem)} of {human_size(vm.memory)} and its struct pages "
-                      f"{human_size(pages)} more, leaving {human_size(max(left, 0))} for the OS "
+        taken = (f"pmem takes {human_size(pmem)} of {human_size(vm.memory)} and its struct pages "
+                 f"{human_size(pages)} more" if pmem else
+                 f"the struct pages of the map: mem regions take {human_size(pages)} of {human_size(vm.memory)}")
+        yield Problem(("vm", "memory"), f"{taken}, leaving {human_size(max(left, 0))} for the OS "
                       "(at least 1 GiB is needed)",
                       f"raise vm.memory to at least {format_size(needed)} or shrink the regions")
 

@@ -23,9 +23,10 @@ class PlannedRegion(Frozen):
     mode: Literal["fsdax", "devdax", "sector", "raw"]
     map: Optional[Literal["mem", "dev"]]   # where struct pages live (fsdax, devdax); None: there are none
     reconfigure: bool             # ndctl must change the namespace at boot (it boots as fsdax, map mem)
-    start: int
+    start: Optional[int]          # physical address (memmap); None: QEMU places it (nvdimm)
     size: int
-    memmap: str                   # SIZE!OFFSET
+    memmap: Optional[str]         # SIZE!OFFSET (memmap backend)
+    label_size: Optional[int]     # the NVDIMM's label area (nvdimm backend); its backing file is size + this
     filesystem: Literal["ext4", "xfs", "none"]
     mountpoint: Optional[str]
     dax_option: Optional[str]     # dax=always or dax
@@ -77,7 +78,8 @@ class Plan(Frozen):
     machine: str
     firmware: Literal["bios", "uefi"]
     bios_bootloader: bool
-    pmem_backend: Literal["memmap"]
+    pmem_backend: Literal["memmap", "nvdimm"]
+    pmem_modules: list[str]            # kernel modules loaded at boot that make the backend's regions
     regions: list[PlannedRegion]
     packages: list[str]
     build_packages: list[str]

@@ -15,7 +15,7 @@ from ..knowledge.host import AptMirror
 from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
 from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
 from ..knowledge.memory import Span, memory_map
-from ..knowledge.namespaces import BOOT_STATE, device_name
+from ..knowledge.namespaces import BOOT_STATE, DEFAULT_LABEL_SIZE, device_name
 from ..profile.errors import Problem, ProfileError
 from ..profile.loader import SourceMap, sort_problems
 from ..profile.model import Profile
@@ -29,7 +29,6 @@ SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
 # Fixed so an unchanged profile gives the same file timestamps; bumped only with the renderer.
 SOURCE_DATE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
 BASE_CMDLINE = ("console=tty0", "console=ttyS0", "rw", "systemd.firstboot=off")
-BACKEND = "memmap"   # the only pmem backend so far; the profile will choose once there are more
 
 
 def _dax_option(filesystem: str, mode: str, kernel: KernelVersion) -> Optional[str]:
@@ -66,7 +65,10 @@ def mount_unit_name(path: str) -> str:
 
 
 def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion]:
-    by_address = sorted(enumerate(profile.pmem), key=lambda item: item[1].offset)
+    """Regions numbered as the kernel will number them: memmap ones by address, NVDIMMs in the order QEMU
+    places them (the profile's)."""
+    nvdimm = profile.pmem_backend == "nvdimm"
+    by_address = sorted(enumerate(profile.pmem), key=lambda item: 0 if nvdimm else item[1].offset)
     mountpoints = default_mountpoints(profile)
     planned = []
     for number, (index, region) in enumerate(by_address):
@@ -79,8 +81,11 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
             "x-systemd.device-timeout=60s"]
         planned.append(PlannedRegion(
             index=index, number=number, device=device, mode=region.mode, map=region.struct_pages,
-            reconfigure=(region.mode, region.struct_pages) != BOOT_STATE, start=region.offset, size=region.size,
-            memmap=f"{format_size(region.size)}!{format_size(region.offset)}", filesystem=filesystem,
+            # An NVDIMM's namespace is made once in its label area, so there is always something to do.
+            reconfigure=nvdimm or (region.mode, region.struct_pages) != BOOT_STATE,
+            start=None if nvdimm else region.offset, size=region.size,
+            memmap=None if nvdimm else f"{format_size(region.size)}!{format_size(region.offset)}",
+            label_size=(region.label_size or DEFAULT_LABEL_SIZE) if nvdimm else None, filesystem=filesystem,
             mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None,
             dax_option=dax, mount_options=options, mkfs=_mkfs(filesystem, device)))
     return planned
@@ -112,7 +117,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         kernel, problems = resolve_kernel_version(profile, record)
     base_dir = Path(filename).parent if source is not None else Path.cwd()
     if kernel is not None:
-        problems += run_checks(CheckContext(profile, kernel, record, fragments, BACKEND,
+        problems += run_checks(CheckContext(profile, kernel, record, fragments, profile.pmem_backend,
                                             base_dir if source is not None else None, allowed_dirs))
     if source is not None:
         problems = [source.locate(p) for p in problems]
@@ -121,16 +126,18 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         raise ProfileError(filename, sort_problems(problems))
     warnings = [p for p in problems if p.severity == "warning"]
 
-    backend = backend_for(BACKEND)
+    backend = backend_for(profile.pmem_backend)
     regions = _plan_regions(profile, kernel)
     cmdline = [*BASE_CMDLINE, *backend.kernel_arguments(profile, regions), *profile.kernel.cmdline]
     spans = memory_map(profile.vm.memory, profile.vm.machine,
-                       [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions])
+                       [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions
+                        if r.start is not None])
     bios = profile.vm.firmware == "bios"
     from_source = profile.kernel.source != "distro"
     # The root filesystem too: a kernel built from source must mount the image's own root.
     filesystems = {r.filesystem for r in regions} | {record.root_filesystem}
-    chosen = resolve_fragments(fragments, kernel, filesystems, profile.kernel.fragments, from_source, BACKEND)
+    chosen = resolve_fragments(fragments, kernel, filesystems, profile.kernel.fragments, from_source,
+                                profile.pmem_backend)
     plan = Plan(
         renderer_version=__version__, name=profile.name, distribution=record.distribution, release=record.release,
         apt_suites=list(record.apt_suites), apt_security_suite=record.apt_security_suite,
@@ -139,7 +146,8 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         kernel_sha256=profile.kernel.sha256, kernel_base=profile.kernel.base,
         kernel_fragments=[f.name for f in chosen], kernel_options=required_options(chosen), kernel_cmdline=cmdline,
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
-        bios_bootloader=bios, pmem_backend=BACKEND, regions=regions,
+        bios_bootloader=bios, pmem_backend=profile.pmem_backend, regions=regions,
+        pmem_modules=list(backend.modules),
         packages=_image_packages(record, profile, regions),
         build_packages=sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())}),
         users=[PlannedUser(**user.model_dump()) for user in profile.users],

@@ -90,15 +90,18 @@ class Vm(StrictModel):
 
 
 class PmemRegion(StrictModel):
-    """One memmap=SIZE!OFFSET region; written either as size + offset or as memmap."""
+    """One pmem region. memmap backend: size + offset, or memmap SIZE!OFFSET; nvdimm backend: size and
+    label_size (QEMU places the NVDIMM, so there is no offset)."""
 
     size: Optional[Size] = Field(None, description="Region size, e.g. 1G.")
     offset: Optional[Size] = Field(None, description="Physical start address, e.g. 4G.")
     memmap: Optional[str] = Field(
         None, pattern=MEMMAP_PATTERN, description="The kernel's own form SIZE!OFFSET, e.g. 1G!4G."
     )
+    label_size: Optional[Size] = Field(None, description=(
+        "nvdimm backend: the NVDIMM's label area (>= 128K, default 128K), where its namespaces are kept."))
     mode: Literal["fsdax", "devdax", "sector", "raw"] = Field("fsdax", description=(
-        "Namespace mode, set with ndctl at every boot: fsdax (/dev/pmemN, DAX filesystems), devdax (/dev/daxN.0, "
+        "Namespace mode, set with ndctl at boot: fsdax (/dev/pmemN, DAX filesystems), devdax (/dev/daxN.0, "
         "no filesystem), sector (BTT /dev/pmemNs, no DAX), raw (/dev/pmemN without struct pages, no DAX)."))
     map: Optional[Literal["mem", "dev"]] = Field(None, description=(
         "fsdax/devdax: where the struct pages live; mem (default) takes 1/64 of the region from RAM, "
@@ -141,10 +144,10 @@ class PmemRegion(StrictModel):
         return {**data, "size": size, "offset": offset}
 
     @model_validator(mode="after")
-    def _need_size_and_offset(self) -> "PmemRegion":
-        if self.size is None or self.offset is None:
-            missing = " and ".join(k for k in ("size", "offset") if getattr(self, k) is None)
-            raise ValueError(f"missing {missing}: write size: 1G and offset: 4G, or memmap: 1G!4G")
+    def _need_size(self) -> "PmemRegion":
+        # The offset is the memmap backend's to require (an nvdimm region has none): plan/backends/memmap.py.
+        if self.size is None:
+            raise ValueError("missing size: write size: 1G (with offset: 4G, or memmap: 1G!4G, for memmap pmem)")
         return self
 
 
@@ -156,6 +159,9 @@ class Profile(StrictModel):
     distribution: Distribution
     kernel: Kernel = Field(default_factory=Kernel)
     vm: Vm = Field(default_factory=Vm)
+    pmem_backend: Literal["memmap", "nvdimm"] = Field("memmap", description=(
+        "memmap: memmap= turns guest RAM into pmem (any VM or bare metal; lost at power-off); nvdimm: QEMU "
+        "vNVDIMMs backed by host files, with labels and namespaces, surviving power-off (QEMU/libvirt labs)."))
     pmem: list[PmemRegion] = Field(min_length=1, max_length=16, description="Emulated pmem regions.")
     users: list[User] = Field(default_factory=list, max_length=64, description="Login users; none by default.")
     root: Root = Field(default_factory=Root, description="Root stays locked unless it gets SSH keys here.")

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ..plan.backends import backend_for
 from ..plan.model import Plan
-from ..profile.sizes import MIB
+from ..profile.sizes import MIB, human_size
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
@@ -32,10 +32,23 @@ def disk_arguments(disk: Path, disk_format: str, bus: str) -> list[str]:
     return ["-drive", f"{drive},if=none,id=root", *controller]
 
 
+STATE_DIRECTORY = Path("state")     # beside the image: where run keeps NVDIMM backing files by default
+
+
+def describe_regions(plan: Plan) -> str:
+    """The regions in the words of their backend: memmap= arguments, or the NVDIMMs QEMU must be given."""
+    if plan.pmem_backend == "nvdimm":
+        return ", ".join(f"NVDIMM {human_size(r.size)} + {human_size(r.label_size)} labels" for r in plan.regions)
+    return ", ".join(f"memmap={r.memmap}" for r in plan.regions)
+
+
 def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None,
-                      disk_format: str = "qcow2", bus: str = "virtio") -> list[str]:
-    """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend, its disk."""
-    argv = ["qemu-system-x86_64", "-machine", plan.machine, "-m", f"{plan.memory // MIB}M", "-smp", str(plan.cpus)]
+                      disk_format: str = "qcow2", bus: str = "virtio", state: Path = STATE_DIRECTORY) -> list[str]:
+    """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend (state: the directory
+    of its backing files, if it has any), its disk."""
+    backend = backend_for(plan.pmem_backend)
+    argv = ["qemu-system-x86_64", "-machine", plan.machine + backend.machine_options(plan),
+            "-m", backend.memory_argument(plan), "-smp", str(plan.cpus)]
     if accel == "kvm":
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
@@ -43,24 +56,31 @@ def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Pa
     if plan.firmware == "uefi":
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars or OVMF_VARS.name)}"]
-    argv += backend_for(plan.pmem_backend).qemu_arguments(plan)
+    argv += backend.qemu_arguments(plan, state)
     return argv + [*disk_arguments(disk, disk_format, bus), "-display", "none"]
 
 
 def launch_argv(plan: Plan, ssh_port: int = 2222) -> list[str]:
     """What `pmem-image run` starts, for the raw image as shipped: -snapshot keeps it unwritten; a UEFI
-    image wants a writable copy of OVMF_VARS_4M.fd beside it."""
+    image wants a writable copy of OVMF_VARS_4M.fd beside it; NVDIMM backing files live in state/ (QEMU
+    creates a missing one, and share=on writes the guest's pmem to it, -snapshot or not)."""
     return [*machine_arguments(plan, Path(f"{plan.name}.raw"), "tcg", disk_format="raw"), "-snapshot",
             "-serial", "mon:stdio", "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
 
 
 def libvirt_domain(plan: Plan, image: Path) -> str:
-    """A libvirt domain with the same memory layout: machine type, RAM in MiB, CPUs, firmware, a virtio disk."""
+    """A libvirt domain with the same memory layout: machine type, RAM in MiB, CPUs, firmware, a virtio disk,
+    and for the nvdimm backend its NVDIMMs (memory devices need maxMemory with slots and a NUMA cell)."""
     domain = ET.Element("domain", type="kvm")
     ET.SubElement(domain, "name").text = plan.name
     ET.SubElement(domain, "description").text = (
-        f"pmem-image {plan.name}: its pmem regions ({', '.join('memmap=' + r.memmap for r in plan.regions)}) "
+        f"pmem-image {plan.name}: its pmem regions ({describe_regions(plan)}) "
         f"assume exactly this machine type and memory")
+    state_files = backend_for(plan.pmem_backend).state_files(plan)
+    if state_files:
+        maximum = plan.memory + sum(f.size for f in state_files)
+        ET.SubElement(domain, "maxMemory", slots=str(len(state_files)), unit="KiB").text = \
+            str(-(-maximum // (1024 * MIB)) * 1024 * 1024)
     ET.SubElement(domain, "memory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "currentMemory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "vcpu").text = str(plan.cpus)
@@ -69,7 +89,10 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     features = ET.SubElement(domain, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
-    ET.SubElement(domain, "cpu", mode="host-passthrough")
+    cpu = ET.SubElement(domain, "cpu", mode="host-passthrough")
+    if state_files:
+        numa = ET.SubElement(cpu, "numa")
+        ET.SubElement(numa, "cell", id="0", cpus=f"0-{plan.cpus - 1}", memory=str(plan.memory // MIB), unit="MiB")
     devices = ET.SubElement(domain, "devices")
     disk = ET.SubElement(devices, "disk", type="file", device="disk")
     ET.SubElement(disk, "driver", name="qemu", type="raw")
@@ -81,5 +104,12 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(console, "target", type="serial", port="0")
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
+    for region, file in zip(sorted(plan.regions, key=lambda r: r.number), state_files):
+        memory = ET.SubElement(devices, "memory", model="nvdimm", access="shared")
+        ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(image.parent / STATE_DIRECTORY / file.name)
+        target = ET.SubElement(memory, "target")
+        ET.SubElement(target, "size", unit="KiB").text = str(file.size // 1024)
+        ET.SubElement(target, "node").text = "0"
+        ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str(region.label_size // 1024)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"

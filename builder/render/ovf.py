@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 from ..plan.model import Plan
 from ..profile.sizes import MIB
+from .launch import describe_regions
 
 OVF = "http://schemas.dmtf.org/ovf/envelope/1"
 RASD = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
@@ -44,7 +45,7 @@ def ovf_descriptor(plan: Plan, vmdk_name: str, vmdk_size: int, capacity: int) ->
     ET.SubElement(network, _q(OVF, "Description")).text = "The VM Network"
     system = ET.SubElement(envelope, _q(OVF, "VirtualSystem"), {_q(OVF, "id"): plan.name})
     ET.SubElement(system, _q(OVF, "Info")).text = (
-        f"pmem-image {plan.name}: its pmem regions ({', '.join('memmap=' + r.memmap for r in plan.regions)}) "
+        f"pmem-image {plan.name}: its pmem regions ({describe_regions(plan)}) "
         f"assume exactly {plan.memory // MIB} MiB of memory")
     ET.SubElement(system, _q(OVF, "Name")).text = plan.name
     os_section = ET.SubElement(system, _q(OVF, "OperatingSystemSection"), {_q(OVF, "id"): OS_OTHER_LINUX_64})

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Optional
 
 from ..build.manifest import read_manifest
+from ..plan.backends import backend_for
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
 from .login import login_check, throwaway_key, wants_login
-from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, qemu_command
+from .persistence_proof import power_cycle_checks
+from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, prepare_state, qemu_command
 from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check, seed_arguments
 from .templates import boot_disk, root_disk_check
 
@@ -75,17 +77,54 @@ def _built_kernel_release(directory: Path, plan: Plan) -> str:
     return (read_manifest(directory) or {}).get("kernel_release", "")
 
 
+def _await_report(process, serial_log: Path, report_log: Path, started: float, timeout: float) -> Optional[dict]:
+    report = None
+    while process is not None and time.monotonic() - started < timeout:
+        report = extract_report(_read(report_log)) or extract_report(_read(serial_log))
+        if report is not None or process.poll() is not None:
+            break
+        time.sleep(1)
+    return report
+
+
+def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, timeout: float,
+                          runner: Runner) -> tuple[Optional[dict], float, bool]:
+    """Boot 1 of --power-cycle: the guest reports, seeds its pmem mounts and powers off; QEMU exits. Its logs
+    are kept as *-boot1.log. Returns (report, seconds, whether QEMU exited by itself)."""
+    started = time.monotonic()
+    process = runner.spawn(argv)
+    try:
+        report = _await_report(process, serial_log, report_log, started, timeout)
+        deadline = time.monotonic() + POWEROFF_GRACE
+        while process is not None and report is not None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(1)
+        exited = process is not None and process.poll() is not None
+    finally:
+        if process is not None:
+            stop(process)
+    for log in (serial_log, report_log):
+        if log.exists():
+            log.replace(log.with_name(log.stem + "-boot1.log"))
+    return report, time.monotonic() - started, exited
+
+
 def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
-           warm_reboot: bool = False, export_format: Optional[str] = None, cloud_init: bool = False) -> VerifyResult:
-    """Boot the image (or with export_format, that export on its platform's bus) and judge its report."""
+           warm_reboot: bool = False, export_format: Optional[str] = None, cloud_init: bool = False,
+           power_cycle: bool = False, state: Optional[Path] = None) -> VerifyResult:
+    """Boot the image (or with export_format, that export on its platform's bus) and judge its report.
+    power_cycle: boot, seed, power off, then boot the same disk and state files in a new QEMU process.
+    state: the directory of the NVDIMM backing files (default: new ones in the verify directory)."""
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
     if cloud_init and not plan.cloud_init:
         raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
+    if power_cycle and (warm_reboot or cloud_init):
+        raise UsageError("--power-cycle boots twice on its own", "use it without --warm-reboot and --cloud-init")
     work = directory / "verify"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    state = prepare_state(plan, state or work / "state")
     disk, disk_format, bus = boot_disk(plan, directory, work, export_format, runner)
     serial_log, report_log, overlay = work / "serial.log", work / "report.log", work / "overlay.qcow2"
     accel = choose_accel(accel, directory, plan, runner)
@@ -96,18 +135,23 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
     port = free_port() if user else 0
     seed = seed_arguments(make_seed(work, plan, public, runner)) if cloud_init and not runner.dry_run else []
+    first, first_seconds, exited_by_itself = None, 0.0, False
+    if power_cycle:
+        runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
+        first, first_seconds, exited_by_itself = _first_of_power_cycle(
+            qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, bus=bus, state=state,
+                         power_cycle=True), serial_log, report_log, timeout, runner)
+        runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
+                   f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
+                   "booting the same disk in a new QEMU process")
     argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
-                        login=(public, port) if user else None, bus=bus) + seed
+                        login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle) + seed
     started = time.monotonic()
-    process = runner.spawn(argv)
+    process = runner.spawn(argv) if first is not None or not power_cycle else None
     report, login, cloud = None, None, []
     boot_seconds = 0.0
     try:
-        while process is not None and time.monotonic() - started < timeout:
-            report = extract_report(_read(report_log)) or extract_report(_read(serial_log))
-            if report is not None or process.poll() is not None:
-                break
-            time.sleep(1)
+        report = _await_report(process, serial_log, report_log, started, timeout)
         boot_seconds = time.monotonic() - started
         # Whether QEMU ended by itself, read before stop() below reaps it (after that it always has).
         exited_by_itself = process is not None and process.poll() is not None
@@ -131,8 +175,15 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         if process is not None:
             stop(process)
             overlay.unlink(missing_ok=True)
+    if power_cycle and first is None:    # nothing for a second boot to compare with: say why the first failed
+        boot_seconds, serial_log = first_seconds, work / "serial-boot1.log"
     serial = _read(serial_log)
-    checks = judge(plan, report, _built_kernel_release(directory, plan), warm_reboot)
+    release = _built_kernel_release(directory, plan)
+    checks = judge(plan, first if power_cycle else report, release, warm_reboot)
+    if power_cycle and first is not None:
+        checks += power_cycle_checks(plan, report, backend_for(plan.pmem_backend).expectations(plan),
+                                     lambda p, r: judge(p, r, release))
+    report = first if power_cycle and report is None else report
     if export_format and report is not None:
         checks.insert(1, root_disk_check(disk, disk_format, bus, report))
     if user and report is not None:
@@ -148,6 +199,8 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     result_path = work / "report.json"
     result_path.write_text(json.dumps({
         "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel, "warm_reboot": warm_reboot,
+        "power_cycle": power_cycle, "first_boot_seconds": round(first_seconds, 1) if power_cycle else None,
+        "first_boot_report": first,
         "disk": {"file": disk.name, "format": disk_format, "bus": bus, "export": export_format},
         "boot_seconds": round(boot_seconds, 1), "checks": checks_as_json(checks), "guest_report": report,
     }, indent=2) + "\n")

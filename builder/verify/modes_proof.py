@@ -32,21 +32,27 @@ def _device_of(namespace: dict) -> Optional[str]:
     return devices[0].get("chardev") if devices else None
 
 
-def namespace_check(region: PlannedRegion, report: dict) -> Check:
-    """The namespace at the region's address has the whole region, the planned mode and map, and the device."""
+def namespace_check(region: PlannedRegion, report: dict, labelled: bool = False) -> Check:
+    """The namespace at the region's address has the whole region, the planned mode and map, and the device;
+    labelled (NVDIMMs): a label describes it (it has a uuid), so it outlives the boot."""
     dev = f"/dev/{region.device}"
+    if region.start is None:
+        return Check(f"{dev} namespace", False, f"there is no NVDIMM region number {region.number} to hold it")
     namespace = _namespace_at(report, region.start)
     if namespace is None:
         found = [f"{n.get('dev')} at {n.get('resource')}" for n in report.get("ndctl_namespaces") or []]
         return Check(f"{dev} namespace", False, f"no namespace starts at {region.start:#x}", found)
-    wanted = (region.mode, region.map or "-", region.device, region.size)
-    found = (namespace.get("mode"), namespace.get("map") or "-", _device_of(namespace), namespace.get("raw_size"))
+    wanted = (region.mode, region.map or "-", region.device, region.size, labelled)
+    found = (namespace.get("mode"), namespace.get("map") or "-", _device_of(namespace), namespace.get("raw_size"),
+             labelled and bool(namespace.get("uuid")))
     usable = namespace.get("size")
     detail = (f"{namespace.get('dev')} {found[0]}, map {found[1]}, /dev/{found[2]}, "
               f"{human_size(found[3] or 0)} at {region.start:#x}"
-              + (f" ({human_size(usable)} usable)" if isinstance(usable, int) and usable != found[3] else ""))
+              + (f" ({human_size(usable)} usable)" if isinstance(usable, int) and usable != found[3] else "")
+              + (f", label uuid {namespace.get('uuid')}" if found[4] else ""))
     if found != wanted:
-        detail += f"; planned {region.mode}, map {region.map or '-'}, {dev}, {human_size(region.size)}"
+        detail += (f"; planned {region.mode}, map {region.map or '-'}, {dev}, {human_size(region.size)}"
+                   + (", described by a label" if labelled and not found[4] else ""))
     setup = [json.dumps(s) for s in report.get("namespace_setup") or [] if s.get("device") == region.device]
     return Check(f"{dev} namespace", found == wanted, detail, setup if found != wanted else [])
 

@@ -51,12 +51,13 @@ def devdax_pmdk_checks(dev: str, result: Optional[dict]) -> list[Check]:
     return [_sees_pmem(dev, "the device itself", result)]
 
 
-def warm_reboot_pool_check(dev: str, result: Optional[dict]) -> Check:
-    """The pool written before the warm reset: opens, holds the value, and pmempool calls it consistent."""
+def seeded_pool_check(dev: str, result: Optional[dict], after: str = "warm reboot") -> Check:
+    """The pool written before the warm reset (or the power-off): opens, holds the value, and pmempool calls
+    it consistent."""
     pool = (result or {}).get("pmdk_pool") or {}
     held = pool.get("ok") is True and pool.get("read") == pool.get("expected")
     consistent = _pmempool_consistent(pool)
-    return Check(f"{dev} PMDK pool survives warm reboot", held and consistent,
+    return Check(f"{dev} PMDK pool survives {after}", held and consistent,
                  f"pool {pool.get('pool', 'not reported')}: value {pool.get('read')} (expected {pool.get('expected')}), "
                  f"pmempool check {'consistent' if consistent else 'not consistent'}",
                  [] if held and consistent else [str(pool.get("error"))])

@@ -9,7 +9,7 @@ from ..knowledge.kconfig import lost_options
 from ..plan.backends import ProofExpectations, backend_for
 from ..plan.model import Plan, PlannedRegion
 from .modes_proof import mode_checks, namespace_check
-from .pmdk_proof import warm_reboot_pool_check
+from .persistence_proof import warm_reboot_checks
 from .result import Check
 
 BEGIN = "===PMEM-IMAGE-REPORT-BEGIN==="
@@ -39,13 +39,13 @@ def _iomem_ranges(report: dict) -> list[tuple[int, int]]:
 
 def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectations, pmdk: bool) -> list[Check]:
     dev = f"/dev/{region.device}"
-    end = region.start + region.size - 1
     checks = []
     if expect.legacy_e820:
+        end = region.start + region.size - 1
         checks.append(Check(f"{dev} e820 range", (region.start, end) in _iomem_ranges(report),
                             f"expected Persistent Memory (legacy) at {region.start:#x}-{end:#x}",
                             report.get("iomem_pmem", []) + report.get("e820_user_pmem", [])))
-    namespace = namespace_check(region, report)
+    namespace = namespace_check(region, report, labelled=expect.nfit)
     checks.append(namespace)
     # Without the planned namespace the mode's own rows would only repeat that it is missing.
     return checks + (mode_checks(region, report, expect, pmdk) if namespace.passed else [])
@@ -60,7 +60,7 @@ def _ranges(lines: list[str], pattern: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _kernel_clear_check(plan: Plan, report: dict) -> Check:
+def _kernel_clear_check(regions: list[PlannedRegion], report: dict) -> Check:
     """No region may hold the kernel image or the initrd: the kernel would be overwritten by mkfs, or KASLR
     (the UEFI stub's, which ignores memmap= on some kernels) placed it there."""
     kernel = _ranges(report.get("iomem_kernel") or [], r"^\s*([0-9a-f]+)-([0-9a-f]+)\s*:")
@@ -69,7 +69,7 @@ def _kernel_clear_check(plan: Plan, report: dict) -> Check:
         return Check("pmem clear of kernel and initrd", False, "no 'Kernel code/data' ranges in /proc/iomem to "
                      "compare with", report.get("iomem_kernel") or [])
     clashes = [f"{r.device} {r.start:#x}-{r.start + r.size - 1:#x} overlaps {label}"
-               for r in plan.regions for start, end, label in kernel + initrd
+               for r in regions if r.start is not None for start, end, label in kernel + initrd
                if start <= r.start + r.size - 1 and r.start <= end]
     return Check("pmem clear of kernel and initrd", not clashes,
                  f"{len(kernel)} kernel range(s){' and the initrd' if initrd else ''} lie outside every region"
@@ -98,20 +98,23 @@ def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]
     return checks
 
 
-def _warm_reboot_checks(plan: Plan, report: dict) -> list[Check]:
-    results = {r.get("mountpoint"): r for r in report.get("warm_reboot") or []}
-    checks = []
-    for region in plan.regions:
-        if region.mountpoint is None:
-            continue
-        result = results.get(region.mountpoint)
-        checks.append(Check(f"/dev/{region.device} survives warm reboot", bool(result) and result["check_seed"] == "ok",
-                            "seeded pattern written before the reset read back intact" if result and
-                            result["check_seed"] == "ok" else f"check after reboot: {result and result['check_seed']}",
-                            [result["output"]] if result and result["check_seed"] != "ok" else []))
-        if plan.pmdk and region.mode == "fsdax":
-            checks.append(warm_reboot_pool_check(f"/dev/{region.device}", result))
-    return checks
+def nvdimm_regions(plan: Plan, report: dict) -> tuple[Check, list[PlannedRegion]]:
+    """The firmware's NVDIMM regions (ACPI NFIT) against the plan: as many, in address order, each the planned
+    size; the plan's regions come back with the address QEMU gave them (None where there is no region)."""
+    found = sorted((r for r in report.get("regions") or [] if r.get("provider") == "ACPI.NFIT"),
+                   key=lambda r: int(str(r.get("resource") or "0"), 16))
+    planned = sorted(plan.regions, key=lambda r: r.number)
+    placed = [region.model_copy(update={"start": int(str(nd["resource"]), 16) if nd.get("resource") else None})
+              for region, nd in zip(planned, found)] + planned[len(found):]
+    sizes_ok = all(nd.get("size") == region.size for region, nd in zip(planned, found))
+    ok = bool(report.get("nfit_table")) and len(found) == len(planned) and sizes_ok
+    seen = [f"{nd.get('dev')} {nd.get('size')} bytes at {nd.get('resource')} on {','.join(nd.get('dimms') or [])}"
+            for nd in found]
+    detail = (f"{len(found)} NVDIMM region(s) of {len(planned)} planned"
+              + ("" if report.get("nfit_table") else "; no ACPI NFIT table")
+              + ("" if sizes_ok else "; sizes differ from the plan's"))
+    return Check("ACPI NFIT NVDIMM regions", ok, detail + (f": {'; '.join(seen)}" if ok and seen else ""),
+                 [] if ok else seen), placed
 
 
 def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reboot: bool = False) -> list[Check]:
@@ -127,11 +130,15 @@ def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reb
         argument = f"memmap={region.memmap}"
         checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
                             f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
-    for region in plan.regions:
+    regions = plan.regions
+    if expect.nfit:
+        nfit, regions = nvdimm_regions(plan, report)
+        checks.append(nfit)
+    for region in regions:
         checks.extend(_region_checks(region, report, expect, plan.pmdk))
-    checks.append(_kernel_clear_check(plan, report))
+    checks.append(_kernel_clear_check(regions, report))
     if warm_reboot:
-        checks.extend(_warm_reboot_checks(plan, report))
+        checks.extend(warm_reboot_checks(plan, report))
     failed_units = report.get("failed_units")
     checks.append(Check("no failed units", failed_units == [],
                         "every systemd unit came up" if failed_units == [] else

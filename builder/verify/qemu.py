@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Optional
 
 from ..plan.model import Plan
-from ..render.launch import OVMF_VARS, machine_arguments, option_value
+from ..plan.backends import backend_for
+from ..profile.errors import UsageError
+from ..render.launch import OVMF_VARS, STATE_DIRECTORY, machine_arguments, option_value
 from ..runner import Runner, stop
 
 KVM_PROBE_SECONDS = 20
@@ -20,17 +22,21 @@ SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
 
 def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
                  ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True,
-                 login: Optional[tuple[str, int]] = None, bus: str = "virtio") -> list[str]:
+                 login: Optional[tuple[str, int]] = None, bus: str = "virtio", state: Path = STATE_DIRECTORY,
+                 power_cycle: bool = False) -> list[str]:
     """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
-    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting. Without ask_selftest the
-    guest boots as a published image would. login=(public key, port): the self-test installs the key for
-    this boot only, the guest's SSH is forwarded to the port, and it stays up for the login (no poweroff)."""
+    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting; with power_cycle the guest
+    seeds its pmem mounts once (then a new QEMU process checks them). Without ask_selftest the guest boots
+    as a published image would. login=(public key, port): the self-test installs the key for this boot only,
+    the guest's SSH is forwarded to the port, and it stays up for the login (no poweroff). state: the
+    directory of the NVDIMM backing files."""
     oem = [*(SELFTEST_OEM_STRINGS[:1] if ask_selftest else ()),
            *(SELFTEST_OEM_STRINGS[1:] if ask_selftest and not login else ()),
            *(["pmem-image:warm-reboot"] if warm_reboot else []),
+           *(["pmem-image:power-cycle"] if power_cycle else []),
            *([f"pmem-image:ssh-key={login[0]}"] if login else [])]
     nic = f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{login[1]}-:22" if login else "none"
-    return [*machine_arguments(plan, disk, accel, ovmf_vars, bus=bus),
+    return [*machine_arguments(plan, disk, accel, ovmf_vars, bus=bus, state=state),
             *(["-smbios", "type=11," + ",".join(f"value={option_value(s)}" for s in oem)] if oem else []),
             "-monitor", "none", "-nic", nic, *([] if warm_reboot else ["-no-reboot"]),
             "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
@@ -38,12 +44,12 @@ def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, acc
 
 
 def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Optional[Path] = None,
-                session_key: Optional[str] = None) -> list[str]:
+                session_key: Optional[str] = None, state: Path = STATE_DIRECTORY) -> list[str]:
     """The QEMU command of `pmem-image run`: the serial console on this terminal (Ctrl-A X quits, Ctrl-A C is
     QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port, and session_key (a
     public key) handed to the guest for this boot (pmem-session-key)."""
     oem = ["-smbios", f"type=11,value={option_value('pmem-image:ssh-key=' + session_key)}"] if session_key else []
-    return [*machine_arguments(plan, disk, accel, ovmf_vars), *oem, "-serial", "mon:stdio",
+    return [*machine_arguments(plan, disk, accel, ovmf_vars, state=state), *oem, "-serial", "mon:stdio",
             "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
 
 
@@ -107,3 +113,21 @@ def make_overlay(image: Path, overlay: Path, image_format: str = "raw") -> list[
 def copy_ovmf_vars(destination: Path) -> Path:
     shutil.copyfile(OVMF_VARS, destination)
     return destination
+
+
+def prepare_state(plan: Plan, state: Path) -> Path:
+    """The backend's state files in `state`: a missing one is created sparse (an NVDIMM with an empty label
+    area); one of another size belongs to another layout and is refused, never resized."""
+    files = backend_for(plan.pmem_backend).state_files(plan)
+    if files:
+        state.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        path = state / file.name
+        if not path.exists():
+            with open(path, "wb") as handle:
+                handle.truncate(file.size)
+        elif path.stat().st_size != file.size:
+            raise UsageError(f"{path} is {path.stat().st_size} bytes, but this image's NVDIMM needs {file.size} "
+                             "(size + label_size): it holds another layout's pmem",
+                             "move it away to start from an empty NVDIMM, or give --state another directory")
+    return state.absolute()

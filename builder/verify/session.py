@@ -13,10 +13,11 @@ from typing import Optional
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..profile.sizes import human_size
+from ..render.launch import STATE_DIRECTORY
 from ..runner import Runner
 from .boot import choose_accel
 from .login import SSH_OPTIONS, throwaway_key
-from .qemu import copy_ovmf_vars, free_port, make_overlay, run_command
+from .qemu import copy_ovmf_vars, free_port, make_overlay, prepare_state, run_command
 
 STATE = "state.json"
 SESSION_KEY = "session-key"     # out/NAME/run/session-key: made by `run`, removed when the guest stops
@@ -30,13 +31,14 @@ def login_user(plan: Plan) -> Optional[str]:
     return "root" if plan.ssh and plan.root_ssh_keys else None
 
 
-def banner(plan: Plan, port: int, persist: bool) -> str:
+def banner(plan: Plan, port: int, persist: bool, state: Path = Path("state")) -> str:
     lines = [f"pmem-image run: {plan.name} ({plan.distribution} {plan.release}, {plan.machine}, {plan.firmware}, "
              f"{human_size(plan.memory)} RAM, {plan.cpus} CPUs)"]
     for region in plan.regions:
         where = f"{region.filesystem} on {region.mountpoint} ({region.dax_option})" if region.mountpoint else \
             "no filesystem"
-        lines.append(f"  /dev/{region.device}: {human_size(region.size)} at {region.start:#x}, {where}")
+        at = f"at {region.start:#x}" if region.start is not None else f"NVDIMM in {state}"
+        lines.append(f"  /dev/{region.device}: {human_size(region.size)} {at}, {where}")
     user = login_user(plan)
     if plan.ssh and user:
         lines.append(f"  ssh: pmem-image ssh {plan.name}   (or: ssh -p {port} {user}@127.0.0.1)")
@@ -50,7 +52,7 @@ def banner(plan: Plan, port: int, persist: bool) -> str:
 
 
 def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_port: Optional[int] = None,
-        persist: bool = False) -> int:
+        persist: bool = False, state: Optional[Path] = None) -> int:
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
@@ -66,16 +68,18 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
     vars_file = work / "OVMF_VARS.fd"
     if plan.firmware == "uefi" and not (persist and vars_file.exists()):
         copy_ovmf_vars(vars_file)
+    # NVDIMM backing files outlive every run (that is the point of them), --persist or not.
+    state_dir = prepare_state(plan, state or directory / STATE_DIRECTORY)
     port = ssh_port or free_port()
     accel = choose_accel(accel, directory, plan, runner)
     # A key for this boot only: the profile's users need no keys of their own for `pmem-image ssh`.
     key, public = throwaway_key(work, runner, SESSION_KEY) if plan.ssh and plan.users else (None, None)
     state.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan),
                                  "identity": str(key) if key else None}) + "\n")
-    print(banner(plan, port, persist), flush=True)
+    print(banner(plan, port, persist, state_dir), flush=True)
     try:
         return runner.interactive(run_command(plan, overlay, accel, port,
-                                              vars_file if plan.firmware == "uefi" else None, public))
+                                              vars_file if plan.firmware == "uefi" else None, public, state_dir))
     finally:
         state.unlink(missing_ok=True)
         for path in (key, key.with_name(key.name + ".pub")) if key else ():

@@ -46,8 +46,9 @@ def test_mkosi_summary_accepts_rendered_tree(trees, name):
     # mkosi 24.3 does not repeat every argument.
     assert image["KernelCommandLine"] == []
     cmdline = (directory / "mkosi.extra/etc/kernel/cmdline").read_text().split()
-    for region in plan.regions:
-        assert cmdline.count(f"memmap={region.memmap}") == 1
+    for region in plan.regions:   # memmap regions each once; NVDIMMs none (the firmware describes them)
+        assert cmdline.count(f"memmap={region.memmap}") == (1 if region.memmap else 0)
+    assert not any(a.startswith("memmap=") for a in cmdline) or plan.pmem_backend == "memmap"
     assert "console=ttyS0" in cmdline and "systemd.firstboot=off" in cmdline
     assert [str(s) for s in image["BuildScripts"]][0].endswith("mkosi.build.chroot")
 
@@ -151,7 +152,7 @@ def test_access_fields_render_what_mkosi_and_shellcheck_accept(tmp_path):
     subprocess.run(["shellcheck", "-s", "sh", str(tmp_path / "tree" / "mkosi.postinst.chroot")], check=True)
 
 
-@pytest.mark.parametrize("name", ["default", "debian-xfs-uefi", "trixie"])
+@pytest.mark.parametrize("name", ["default", "debian-xfs-uefi", "trixie", "nvdimm-lab"])
 def test_libvirt_domain_validates(tmp_path, name):
     """The launch contract as a libvirt domain: libvirt's own schema accepts it (virt-xml-validate)."""
     from builder.render.launch import libvirt_domain
@@ -164,3 +165,19 @@ def test_libvirt_domain_validates(tmp_path, name):
     text = xml.read_text()
     assert f"<memory unit=\"MiB\">{plan.memory >> 20}</memory>" in text and f"machine=\"{plan.machine}\"" in text
     assert ('firmware="efi"' in text) == (plan.firmware == "uefi")
+
+
+def test_libvirt_domain_carries_the_nvdimms(tmp_path):
+    """nvdimm backend: libvirt gets each NVDIMM (shared file in state/, size with its label area, label size),
+    maxMemory with a slot per NVDIMM and the NUMA cell memory devices need; its schema accepts it."""
+    import xml.etree.ElementTree as ET
+    from builder.render.launch import libvirt_domain
+    from conftest import PROFILES, plan_of_file
+    plan, _ = plan_of_file(PROFILES / "nvdimm-lab.yaml")
+    domain = ET.fromstring(libvirt_domain(plan, tmp_path / "nvdimm-lab.raw"))
+    nvdimms = domain.findall("devices/memory[@model='nvdimm']")
+    assert [m.get("access") for m in nvdimms] == ["shared", "shared"]
+    assert [m.findtext("source/path") for m in nvdimms] == [str(tmp_path / "state" / f"nvdimm{n}.img") for n in (0, 1)]
+    assert [int(m.findtext("target/size")) for m in nvdimms] == [(1 << 20) + 128, (512 << 10) + 128]   # KiB
+    assert [m.findtext("target/label/size") for m in nvdimms] == ["128", "128"]
+    assert domain.find("maxMemory").get("slots") == "2" and domain.find("cpu/numa/cell") is not None

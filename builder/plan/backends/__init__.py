@@ -1,10 +1,11 @@
 """pmem backends: how a plan's regions become pmem in the guest. Each backend owns its checks, its
 kernel arguments, its QEMU arguments, its Kconfig fragments ('# applies: backend=NAME') and what the
-boot proof must expect. Only memmap= (legacy e820 pmem) exists today; QEMU vNVDIMM and virtio-pmem
-are the next ones, each a module here."""
+boot proof must expect: memmap= (legacy e820 pmem carved from RAM) and nvdimm (QEMU vNVDIMMs backed by
+host files, with labels). Each is a module here."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,18 +19,41 @@ class ProofExpectations:
     map_sync: bool           # MAP_SYNC accepted on a DAX mount (virtio-pmem must expect a refusal)
     legacy_e820: bool        # each region as "Persistent Memory (legacy)" in /proc/iomem
     memmap_cmdline: bool     # each region's memmap= exactly once on /proc/cmdline
+    nfit: bool = False       # each region an ACPI NFIT region, its namespace described by a label
+    survives_power_off: bool = False   # the content is kept when QEMU exits (a host file, not RAM)
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """A file on the host that holds a region's content between QEMU runs (created sparse on first use)."""
+    name: str                # file name inside the state directory
+    size: int                # bytes, label area included
 
 
 class PmemBackend(ABC):
     name: str
+    modules: tuple[str, ...]           # loaded at boot (modules-load.d) to make the regions
+
+    def machine_options(self, plan: "Plan") -> str:
+        """Appended to -machine TYPE."""
+        return ""
+
+    def memory_argument(self, plan: "Plan") -> str:
+        """QEMU's -m value."""
+        return f"{plan.memory // 2**20}M"
+
+    def state_files(self, plan: "Plan") -> list[StateFile]:
+        """Host files the regions live in ([] when they are RAM)."""
+        return []
 
     @abstractmethod
     def kernel_arguments(self, profile: "Profile", regions: list["PlannedRegion"]) -> list[str]:
         """Arguments this backend adds to the kernel command line."""
 
     @abstractmethod
-    def qemu_arguments(self, plan: "Plan") -> list[str]:
-        """QEMU arguments beyond machine, memory and CPUs that make the regions exist."""
+    def qemu_arguments(self, plan: "Plan", state: Path) -> list[str]:
+        """QEMU arguments beyond machine, memory and CPUs that make the regions exist (state: the
+        directory of state_files())."""
 
     @abstractmethod
     def expectations(self, plan: "Plan") -> ProofExpectations:
@@ -48,4 +72,4 @@ def backend_for(name: str) -> PmemBackend:
     return _BACKENDS[name]
 
 
-from . import memmap  # noqa: E402,F401  (registers itself; its checks register with plan.checks)
+from . import memmap, nvdimm  # noqa: E402,F401  (register themselves; their checks register with plan.checks)

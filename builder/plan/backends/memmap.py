@@ -25,13 +25,14 @@ def needs_nokaslr(region_count: int, cmdline: list[str], firmware: str = "bios")
 
 class MemmapBackend(PmemBackend):
     name = NAME
+    modules = ("nd_e820", "nd_pmem")
 
     def kernel_arguments(self, profile, regions) -> list[str]:
         arguments = [f"memmap={r.memmap}" for r in regions]
         nokaslr = needs_nokaslr(len(regions), profile.kernel.cmdline, profile.vm.firmware)
         return arguments + (["nokaslr"] if nokaslr else [])
 
-    def qemu_arguments(self, plan) -> list[str]:
+    def qemu_arguments(self, plan, state) -> list[str]:
         return []   # the regions are carved out of -m RAM by the kernel itself
 
     def expectations(self, plan) -> ProofExpectations:
@@ -41,6 +42,18 @@ class MemmapBackend(PmemBackend):
 
 
 register(MemmapBackend())
+
+
+@check(backend=NAME)
+def check_regions_placed(ctx: CheckContext) -> Iterable[Problem]:
+    """memmap= names an address: every region needs one; the label area belongs to the nvdimm backend."""
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.offset is None:
+            yield Problem(("pmem", index), "missing offset: memmap pmem is placed at a physical address",
+                          "write size: 1G and offset: 4G, or memmap: 1G!4G (or pmem_backend: nvdimm)")
+        if region.label_size is not None:
+            yield Problem(("pmem", index, "label_size"), "memmap pmem has no label area",
+                          "drop label_size, or use pmem_backend: nvdimm for labelled namespaces")
 
 
 @check(backend=NAME)
@@ -58,7 +71,8 @@ def check_region_alignment(ctx: CheckContext) -> Iterable[Problem]:
 
 @check(backend=NAME)
 def check_regions_disjoint(ctx: CheckContext) -> Iterable[Problem]:
-    ordered = sorted(enumerate(ctx.profile.pmem), key=lambda item: item[1].offset or 0)
+    placed = [(index, r) for index, r in enumerate(ctx.profile.pmem) if r.offset is not None]
+    ordered = sorted(placed, key=lambda item: item[1].offset)
     for (i, a), (j, b) in zip(ordered, ordered[1:]):
         if a.size and b.size and a.offset + a.size > b.offset:
             yield Problem(("pmem", j, "offset"),
@@ -70,7 +84,7 @@ def check_regions_disjoint(ctx: CheckContext) -> Iterable[Problem]:
 def check_regions_inside_ram(ctx: CheckContext) -> Iterable[Problem]:
     windows = pmem_windows(ctx.profile.vm.memory, ctx.profile.vm.machine)
     for index, region in enumerate(ctx.profile.pmem):
-        if not region.size:
+        if not region.size or region.offset is None:
             continue
         start, end = region.offset, region.offset + region.size
         if any(w.start <= start and end <= w.end for w in windows):

@@ -1,0 +1,47 @@
+"""The nvdimm backend on real images booted in QEMU: nvdimm-lab is built and proven with --power-cycle (the
+first boot makes labelled namespaces in fresh NVDIMM files and passes the whole proof; a new QEMU process
+finds namespaces, filesystem, seeds and PMDK pool in those files), and the same command on the memmap
+default profile shows its pmem lost at power-off, as RAM is."""
+
+import json
+import os
+
+import pytest
+
+from conftest import PROFILES
+from test_pmdk_and_modes import OUT, pmem_image, proven, rows
+
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+
+
+def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
+    report = proven("build", "--verify", "--power-cycle", "--json", str(PROFILES / "nvdimm-lab.yaml"))
+    passed = rows(report)
+    for row in ("ACPI NFIT NVDIMM regions", "/dev/pmem0 namespace", "/dev/pmem0 DAX active", "/dev/pmem0 MAP_SYNC",
+                "/dev/pmem0 PMDK pool", "/dev/dax1.0 namespace", "/dev/dax1.0 stores read back", "ssh login as dev",
+                "power-cycle: second boot proof", "/dev/pmem0 namespace found in its labels",
+                "/dev/dax1.0 namespace found in its labels", "/dev/pmem0 survives power-off",
+                "/dev/pmem0 PMDK pool survives power-off"):
+        assert row in passed, row
+    assert "e820" not in " ".join(passed) and not any(r.startswith("cmdline memmap=") for r in passed)
+    first, second = report["first_boot_report"], report["guest_report"]
+    # The first boot made the namespaces in empty label areas; the second found them there.
+    assert [s["action"] for s in first["namespace_setup"]] == ["created", "created"]
+    assert [s["action"] for s in second["namespace_setup"]] == ["kept", "kept"]
+    assert "memmap=" not in second["cmdline"]
+    state = OUT / "nvdimm-lab" / "verify" / "state"
+    sizes = sorted(path.stat().st_size for path in state.glob("nvdimm*.img"))
+    assert sizes == [(512 << 20) + (128 << 10), (1 << 30) + (128 << 10)]
+    print(f"\nnvdimm-lab power-cycle: first boot {report['first_boot_seconds']:.0f} s, "
+          f"second boot {report['boot_seconds']:.0f} s")
+
+
+def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected():
+    result = pmem_image("build", "--verify", "--power-cycle", "--json", str(PROFILES / "default.yaml"))
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    passed = rows(report)
+    assert "/dev/pmem0 power-off loses memmap pmem (expected)" in passed
+    assert "power-cycle: second boot proof" in passed and "/dev/pmem0 survives power-off" not in passed
+    result = report["guest_report"]["power_cycle"]
+    assert [r["check_seed"] for r in result] == ["failed"]
