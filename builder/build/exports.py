@@ -130,11 +130,12 @@ def check_ova(path: Path, capacity: int) -> None:
             "the OVF's disk capacity is not the disk's size")
 
 
-def _gce(raw: Path, target: Path, scratch: Path, runner: Runner) -> int:
+def _gce(raw: Path, target: Path, scratch: Path, epoch: int, runner: Runner) -> int:
     member = scratch / GCE_MEMBER
     os.link(raw, member)            # the same inode under the name GCE wants: no copy, sparseness kept
-    runner.run(["tar", "--format=oldgnu", "-S", "-czf", str(target), "-C", str(scratch), "--owner=0", "--group=0",
-                "--numeric-owner", GCE_MEMBER])
+    # The member's time is SOURCE_DATE_EPOCH and gzip -n stores no time either: two builds give one archive.
+    runner.run(["tar", "--format=oldgnu", "-S", "-cf", str(target), "-I", "gzip -n", "-C", str(scratch),
+                "--owner=0", "--group=0", "--numeric-owner", f"--mtime=@{epoch}", GCE_MEMBER])
     return raw.stat().st_size
 
 
@@ -160,7 +161,7 @@ def export(plan: Plan, raw: Path, name: str, directory: Path, runner: Runner) ->
             virtual_size = _ova(plan, raw, partial, scratch, runner)
             check_ova(partial, virtual_size)
         elif name == "gce":
-            virtual_size = _gce(raw, partial, scratch, runner)
+            virtual_size = _gce(raw, partial, scratch, plan.source_date_epoch, runner)
             check_gce(partial, virtual_size)
         else:
             source, virtual_size = _azure_sized(raw, scratch, runner) if name == "vhd" else (raw, raw.stat().st_size)

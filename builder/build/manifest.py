@@ -13,6 +13,7 @@ from ..profile.errors import PmemImageError
 from ..render.launch import launch_argv, libvirt_domain
 from .hashing import sha256_file
 from .kernel import KernelArtifact
+from .contents import CONTENTS
 from .mkosi import KEPT_SUFFIXES
 
 MANIFEST = "manifest.json"
@@ -107,7 +108,7 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
                   final_directory: Optional[Path] = None, artifacts: tuple[dict, ...] = ()) -> dict:
     exported = {a["file"]: a["sha256"] for a in artifacts}   # hashed when written: not read again
     images = sorted(p for p in result.iterdir()
-                    if p.name.endswith(KEPT_SUFFIXES) or p.name == "kernel.config" or p.name in exported)
+                    if p.name.endswith(KEPT_SUFFIXES) or p.name in ("kernel.config", CONTENTS) or p.name in exported)
     raw = result / f"{plan.name}.raw"
     if not raw.exists():
         raise PmemImageError(f"mkosi finished but produced no {raw.name}", f"see {result / 'build.log'}")

@@ -16,6 +16,7 @@ from .tree import write_tree
 
 SUPPORTED_SERIES = "24."     # the renderer writes mkosi 24.3 syntax
 KEPT_SUFFIXES = (".raw", ".vmlinuz", ".initrd", ".manifest")
+CONTENT_LISTINGS = ("contents.tsv", "contents.sha256")   # written by mkosi.finalize, joined into contents.json
 
 
 def mkosi_version(runner: Runner) -> str:
@@ -81,7 +82,8 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
         return result
     for produced in images.iterdir():
         if produced.is_file() and not produced.is_symlink() and \
-                (produced.name.endswith(KEPT_SUFFIXES) or produced.name.startswith("kernel-config-")):
+                (produced.name.endswith(KEPT_SUFFIXES) or produced.name.startswith("kernel-config-")
+                 or produced.name in CONTENT_LISTINGS):
             os.rename(produced, result / produced.name)
     return result
 

@@ -26,6 +26,7 @@ from .exports import export
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
+from .contents import clamp_fat_label, partition_table, write_contents
 from .mkosi import check_image_kernel, run_mkosi
 from .tree import replace_dir
 
@@ -101,6 +102,11 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
     return plan.kernel_sha256 or ""
 
 
+def reproducible_disk(raw: Path, plan: Plan, runner: Runner) -> None:
+    """The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself."""
+    clamp_fat_label(raw, partition_table(raw, runner), plan.source_date_epoch)
+
+
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "") -> BuildResult:
     out_root = out_root.absolute()
@@ -132,6 +138,8 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             raw = result_dir / f"{plan.name}.raw"
+            reproducible_disk(raw, plan, runner)
+            write_contents(result_dir, raw, runner)
             artifacts = tuple(export(plan, raw, name, result_dir, runner) for name in plan.formats)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release, directory, artifacts)

@@ -1,13 +1,15 @@
-"""pmem-image clean and gc: remove build outputs, trim the shared caches."""
+"""pmem-image clean, gc and diff: remove build outputs, trim the shared caches, compare two builds."""
 
 import argparse
+import json
 import re
 import shutil
 from pathlib import Path
 
 from ..build.caches import CACHES, gc, tree_size
+from ..build.compare import compare, difference_json, difference_text, read_build
 from ..build.locks import BuildLock
-from ..profile.errors import EXIT_OK, UsageError
+from ..profile.errors import EXIT_OK, EXIT_PROOF_FAILED, UsageError
 from ..profile.model import NAME_PATTERN
 from ..profile.sizes import human_size
 from ..runner import Runner
@@ -48,6 +50,14 @@ def cmd_gc(args: argparse.Namespace, out_root: Path) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Exit 0 when the two builds are identical, 1 when they differ (as diff(1) does)."""
+    a, b = read_build(args.a), read_build(args.b)
+    difference = compare(a, b)
+    print(json.dumps(difference_json(a, b, difference), indent=2) if args.json else difference_text(a, b, difference))
+    return EXIT_OK if difference.identical else EXIT_PROOF_FAILED
+
+
 def add_parsers(commands, out_option) -> None:
     clean = commands.add_parser("clean", help="remove build outputs (out/NAME); all of them without NAME")
     clean.add_argument("names", nargs="*", metavar="NAME")
@@ -57,3 +67,9 @@ def add_parsers(commands, out_option) -> None:
                                          "keeping kernels that current outputs use")
     out_option(trim)
     trim.set_defaults(func=cmd_gc, needs_out=True)
+    diff = commands.add_parser("diff", help="are two builds identical? if not: which artifacts, packages, "
+                                            "partition fields and files differ (exit 0 identical, 1 different)")
+    diff.add_argument("a", type=Path, metavar="A", help="out/NAME directory or a contents.json")
+    diff.add_argument("b", type=Path, metavar="B", help="out/NAME directory or a contents.json")
+    diff.add_argument("--json", action="store_true", help="machine-readable result")
+    diff.set_defaults(func=cmd_diff)

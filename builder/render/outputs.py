@@ -80,6 +80,7 @@ class _Output:
 _EXTRA = "mkosi.extra"
 _OUTPUTS = (
     _Output("mkosi.conf.j2", "mkosi.conf", mkosi_value),
+    _Output("mkosi.initrd.conf.j2", "mkosi.initrd.conf", mkosi_value),
     _Output("mkosi.sources.j2", "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources", plain_field,
             wanted=_has_mirror, host_specific=True),
     _Output("fstab.j2", f"{_EXTRA}/etc/fstab", plain_field),

@@ -181,3 +181,37 @@ def test_libvirt_domain_carries_the_nvdimms(tmp_path):
     assert [int(m.findtext("target/size")) for m in nvdimms] == [(1 << 20) + 128, (512 << 10) + 128]   # KiB
     assert [m.findtext("target/label/size") for m in nvdimms] == ["128", "128"]
     assert domain.find("maxMemory").get("slots") == "2" and domain.find("cpu/numa/cell") is not None
+
+
+def test_the_esp_label_time_is_clamped_and_the_filesystem_stays_clean(tmp_path):
+    """dosfstools 4.2 stamps the FAT volume label with the wall clock; after clamp_fat_label the entry has the
+    SOURCE_DATE_EPOCH time (2026-01-01 00:00 here, as every file's), fsck.fat finds nothing to fix, and
+    contents.json's partition view reads the disk with sfdisk and blkid."""
+    import struct
+    from builder.build.contents import clamp_fat_label, filesystems, partition_table
+    from builder.runner import Runner
+    disk = tmp_path / "disk.raw"
+    subprocess.run(["truncate", "-s", "80M", str(disk)], check=True)
+    subprocess.run(["sfdisk", "-q", str(disk)], input="label: gpt\nstart=2048, size=131072, "
+                   "type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n", text=True, check=True)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "ESP", "--offset", "2048", str(disk), "65536"],
+                   capture_output=True, check=True)
+    table = partition_table(disk, Runner())
+    assert "device" not in table and table["partitions"][0]["node"] == "1"
+    assert filesystems(disk, table, Runner())["1"]["TYPE"] == "vfat"
+
+    def label_entry() -> tuple:
+        data = disk.read_bytes()[2048 * 512:]
+        bps, spc, reserved, fats = struct.unpack_from("<HBHB", data, 11)
+        fat_size, root_cluster = struct.unpack_from("<I4xI", data, 36)
+        root = (reserved + fats * fat_size) * bps + (root_cluster - 2) * spc * bps
+        entry = data[root:root + 32]
+        assert entry[:11] == b"ESP        " and entry[11] == 0x08
+        return struct.unpack_from("<HH", entry, 14) + struct.unpack_from("<HH", entry, 22)
+    assert label_entry()[1] != 0x5c21                      # today, not 2026-01-01
+    assert clamp_fat_label(disk, table, 1767225600) == 1
+    assert label_entry() == (0, 0x5c21, 0, 0x5c21)          # 00:00:00, 2026-01-01 (created and modified)
+    partition = tmp_path / "esp.img"
+    partition.write_bytes(disk.read_bytes()[2048 * 512:(2048 + 131072) * 512])
+    check = subprocess.run(["fsck.fat", "-n", str(partition)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

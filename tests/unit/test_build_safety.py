@@ -35,6 +35,10 @@ echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"; echo '{}
 ln -s "$name.raw" "$out/$name"
 echo "‣ $out/$name.raw size is 1.9G"
 """
+# The stand-in disk has no partition table: sfdisk reports an empty GPT for it (contents.json records that).
+FAKE_SFDISK = r"""#!/bin/sh
+echo '{"partitiontable": {"label": "gpt", "id": "FAKE", "device": "'"$2"'", "unit": "sectors", "sectorsize": 512, "partitions": []}}'
+"""
 
 
 @pytest.fixture
@@ -44,6 +48,8 @@ def env(tmp_path: Path) -> dict:
     state.mkdir()
     (bin_dir / "mkosi").write_text(FAKE_MKOSI)
     (bin_dir / "mkosi").chmod(0o755)
+    (bin_dir / "sfdisk").write_text(FAKE_SFDISK)
+    (bin_dir / "sfdisk").chmod(0o755)
     config = tmp_path / "kernel.config"
     config.write_text("".join(f"CONFIG_{s}={v}\n" for s, v in plan_of_file(PROFILES / "default.yaml")[0]
                               .kernel_options.items()))
@@ -105,7 +111,9 @@ def test_first_build_writes_outputs_and_manifest(env):
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["image"] == "default.raw" and manifest["memmap"] == ["memmap=1G!4G"]
     assert {f["name"] for f in manifest["files"]} == {"default.raw", "default.vmlinuz", "default.initrd",
-                                                       "default.manifest", "kernel.config"}
+                                                       "default.manifest", "kernel.config", "contents.json"}
+    contents = json.loads((directory / "contents.json").read_text())
+    assert contents["partition_table"]["id"] == "FAKE" and "device" not in contents["partition_table"]
     sums = (directory / "SHA256SUMS").read_text()
     assert "default.raw" in sums and (directory / "plan.json").exists() and "Installing Debian" in text
     assert leftovers(env) == []
