@@ -51,3 +51,55 @@ def root_filesystem(image: Path) -> tuple[str, int]:
 
 def debugfs(source: str, request: str) -> str:
     return subprocess.run(["debugfs", "-R", request, source], capture_output=True, text=True).stdout
+
+
+# The stand-in mkosi for tests of the build's edges (seconds, no root): unit/test_build_safety.py and others.
+FAKE_MKOSI = r"""#!/bin/sh
+# Stand-in for mkosi 24.3: writes <name>.raw etc. into --output-dir; FAKE_MKOSI_MODE=ok|fail|hang.
+[ "$1" = "--version" ] && { echo "mkosi 24.3"; exit 0; }
+while [ $# -gt 0 ]; do
+  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; esac
+  shift
+done
+name=$(sed -n 's/^ImageId=//p' "$project/mkosi.conf")
+echo "$$" > "$FAKE_MKOSI_STATE/pid"
+echo "‣ Installing Debian"
+[ "$name" = "${FAKE_MKOSI_FAIL_NAME:-}" ] && { echo "E: Unable to locate package nonsense"; exit 1; }
+case "$FAKE_MKOSI_MODE" in
+  fail) echo "E: Unable to locate package nonsense"; echo "‣ Something broke"; exit 1 ;;
+  hang) touch "$FAKE_MKOSI_STATE/started"; sleep 60 ;;
+  slow) date +%s.%N > "$FAKE_MKOSI_STATE/$name.start"; sleep 1; date +%s.%N > "$FAKE_MKOSI_STATE/$name.end" ;;
+esac
+printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
+# What the rendered mkosi.finalize hands over: the image kernel's config (FAKE_KERNEL_CONFIG).
+cp "$FAKE_KERNEL_CONFIG" "$out/kernel-config-6.1.0-fake"
+echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"; echo '{}' > "$out/$name.manifest"
+ln -s "$name.raw" "$out/$name"
+echo "‣ $out/$name.raw size is 1.9G"
+"""
+# The stand-in disk has no partition table: sfdisk reports an empty GPT for it (contents.json records that).
+FAKE_SFDISK = r"""#!/bin/sh
+echo '{"partitiontable": {"label": "gpt", "id": "FAKE", "device": "'"$2"'", "unit": "sectors", "sectorsize": 512, "partitions": []}}'
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict:
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    (bin_dir / "mkosi").write_text(FAKE_MKOSI)
+    (bin_dir / "mkosi").chmod(0o755)
+    (bin_dir / "sfdisk").write_text(FAKE_SFDISK)
+    (bin_dir / "sfdisk").chmod(0o755)
+    config = tmp_path / "kernel.config"
+    config.write_text("".join(f"CONFIG_{s}={v}\n" for s, v in plan_of_file(PROFILES / "default.yaml")[0]
+                              .kernel_options.items()))
+    return {**os.environ, "FAKE_KERNEL_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_MKOSI_STATE": str(state),
+            "FAKE_MKOSI_MODE": "ok", "FAKE_MKOSI_TAG": "1", "PMEM_IMAGE_OUT": str(tmp_path / "out")}
+
+
+# The CLI with its root check stubbed out: with the stand-in mkosi nothing needs root, so this suite runs
+# for any user (the check itself is tested below).
+CLI_WITHOUT_ROOT_CHECK = ("import sys, builder.build.mkosi as m; m.require_root = lambda: None; "
+                          "from builder.cli.main import main; sys.exit(main(sys.argv[1:]))")

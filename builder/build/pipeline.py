@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 import time
+from typing import Optional
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .exports import export
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
+from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
 from .mkosi import check_image_kernel, run_mkosi
 from .tree import replace_dir
@@ -37,6 +39,7 @@ class BuildResult:
     key: str
     rebuilt: bool
     manifest: dict
+    pulled: bool = False     # substituted from a binary cache instead of built
 
 
 def build_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, kernel_identity: str = "") -> str:
@@ -107,8 +110,18 @@ def reproducible_disk(raw: Path, plan: Plan, runner: Runner) -> None:
     clamp_fat_label(raw, partition_table(raw, runner), plan.source_date_epoch)
 
 
+def _substituted(repository: str, key: str, destination: Path, runner: Runner) -> Optional[dict]:
+    runner.say(f"looking for build key {key[:16]} in {repository}")
+    manifest = binary_cache.pull(repository, key, destination)
+    if manifest is None:
+        runner.say(f"{repository} has no build {key[:16]}; building it here")
+    return manifest
+
+
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
-          mkosi_version: str, force: bool = False, profile_sha256: str = "") -> BuildResult:
+          mkosi_version: str, force: bool = False, profile_sha256: str = "",
+          substitute: Optional[str] = None) -> BuildResult:
+    """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner))
@@ -130,6 +143,10 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
         try:
             started = time.time()
+            if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner)):
+                replace_dir(staging / "pulled", directory)
+                runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
+                return BuildResult(directory, key, False, manifest, pulled=True)
             (staging / "result").mkdir()
             # Shared caches: a build of another profile waits for them rather than corrupting them.
             with CacheLock(out_root, "kernels", runner.say):

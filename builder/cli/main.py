@@ -22,7 +22,8 @@ from ..render.outputs import render
 from ..runner import Runner, Terminated, raise_on_termination
 from ..verify import session
 from ..verify.boot import checks_table, verify
-from . import housekeeping, publish
+from ..verify.junit import Suite, junit_xml
+from . import housekeeping, many, matrix, publish
 from .targets import load_plan, out_root, resolve_target
 from .views import plan_text
 
@@ -78,41 +79,82 @@ def cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    path = args.profile
-    plan, warnings = load_plan(path, tuple(args.allow_path))
+def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.Namespace) -> tuple[str, int, str]:
+    """Build one profile (and verify it with --verify): (result, exit code, detail)."""
     _print_warnings(warnings, str(path))
     runner = Runner(dry_run=args.dry_run)
     if not args.dry_run:
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
-                   force=args.force, profile_sha256=profile_sha)
+                   force=args.force, profile_sha256=profile_sha, substitute=args.substitute)
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
                           "manifest": result.manifest}, indent=2))
     if args.verify and not args.dry_run:
         return _verify_and_report(plan, result.directory, runner, args)
-    return EXIT_OK
+    return ("pulled" if result.pulled else "built" if result.rebuilt else "up to date"), EXIT_OK, ""
 
 
-def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> int:
+def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> tuple[str, int, str]:
     result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot,
                     export_format=args.export_format, cloud_init=args.cloud_init, power_cycle=args.power_cycle,
                     state=args.state)
     code = EXIT_OK if result.passed else EXIT_PROOF_FAILED
+    args.suites.append(Suite(plan.name, result.checks, result.seconds, result.accel))
     if args.json:
         print(json.dumps({"exit_code": code, **json.loads(result.report_path.read_text())}, indent=2))
     else:
         print(checks_table(result.checks))
         print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
               f"{result.seconds:.0f}s); details in {result.report_path}")
+    failed = sum(not c.passed for c in result.checks)
+    return ("passed" if result.passed else "proof failed"), code, f"{failed} of {len(result.checks)} checks fail" \
+        if failed else f"{len(result.checks)} checks"
+
+
+def _write_junit(args: argparse.Namespace) -> None:
+    if getattr(args, "junit", None):
+        args.junit.write_text(junit_xml(args.suites))
+
+
+def _over_many(args: argparse.Namespace, targets: list[Path], load, work) -> int:
+    """build/verify of several profiles: all checked first, then each in order, a summary at the end."""
+    loaded = many.check_all(targets, load)
+    single_json, args.json = args.json, False        # one JSON document at the end, not one per profile
+    jobs = args.jobs or many.machine_jobs()
+    outcomes = many.run_all(targets, lambda t: many.timed(t, loaded[t][0].name, lambda: work(t, loaded[t])),
+                            args.keep_going, jobs)
+    skipped = targets[len(outcomes):]
+    _write_junit(args)
+    code = many.exit_code(outcomes)
+    print("\n" + many.summary(outcomes, skipped), file=sys.stderr)
+    if single_json:
+        print(json.dumps({"exit_code": code, "profiles": [vars(o) for o in outcomes],
+                          "not_run": [str(p) for p in skipped]}, indent=2))
     return code
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    targets = many.expand(args.profiles)
+    allowed = tuple(args.allow_path)
+    if len(targets) == 1:
+        code = _build_one(targets[0], *load_plan(targets[0], allowed), args)[1]
+        _write_junit(args)
+        return code
+    return _over_many(args, targets, lambda t: load_plan(t, allowed),
+                      lambda t, loaded: _build_one(t, loaded[0], loaded[1], args))
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    plan, directory = resolve_target(args)
-    return _verify_and_report(plan, directory, Runner(), args)
+    targets = many.expand(args.targets)
+    if len(targets) == 1:
+        plan, directory = resolve_target(args, targets[0])
+        code = _verify_and_report(plan, directory, Runner(), args)[1]
+        _write_junit(args)
+        return code
+    return _over_many(args, targets, lambda t: resolve_target(args, t),
+                      lambda t, loaded: _verify_and_report(loaded[0], loaded[1], Runner(), args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -164,6 +206,12 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cloud-init", action="store_true",
                         help="provision it from a NoCloud seed, log in as that user, boot again (cloud_init: true)")
     parser.add_argument("--json", action="store_true", help="machine-readable result")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write the proof as JUnit XML (a testcase "
+                                                                   "per check, a testsuite per image)")
+    parser.add_argument("--keep-going", action="store_true", help="several profiles: go on past a failed one "
+                                                                  "(the exit code is still the first failure's)")
+    parser.add_argument("--jobs", type=int, metavar="N", help="several profiles: N at once (default: what this "
+                                                              "machine allows, one build per 2 CPUs and 8 GiB)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,15 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     render_.set_defaults(func=cmd_render)
 
     build_ = commands.add_parser("build", parents=[allow], help="build the image with mkosi into out/<name>/ (no-op if unchanged)")
-    build_.add_argument("profile", type=Path, metavar="PROFILE")
+    build_.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE",
+                        help="profile files, or directories of them (built in order, a summary at the end)")
     build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     build_.add_argument("--verify", action="store_true", help="then boot it in QEMU and prove pmem + DAX")
+    build_.add_argument("--substitute", metavar="REGISTRY/REPO", help="a binary cache (pmem-image push): pull and "
+                        "check the build whose key is tagged there instead of building it")
     _add_verify_options(build_)
     build_.set_defaults(func=cmd_build)
 
     verify_ = commands.add_parser("verify", parents=[allow], help="boot a built image in QEMU and prove pmem + DAX from inside")
-    verify_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
+    verify_.add_argument("targets", type=Path, nargs="+", metavar="PROFILE|out/NAME",
+                         help="profiles, directories of profiles, or build directories")
     _add_verify_options(verify_)
     verify_.set_defaults(func=cmd_verify)
 
@@ -232,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.set_defaults(func=cmd_ssh)
 
     publish.add_parsers(commands, allow)
+    matrix.add_parser(commands, allow)
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)
     housekeeping.add_parsers(commands, lambda p: p.add_argument(
@@ -249,6 +302,7 @@ def _report_error(args: argparse.Namespace, code: int, message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.suites = []                 # verify's proofs, for --junit
     raise_on_termination()
     try:
         return args.func(args, out_root(args)) if getattr(args, "needs_out", False) else args.func(args)

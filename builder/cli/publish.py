@@ -1,10 +1,12 @@
 """pmem-image export: make templates (qcow2, vmdk, ova, vhd, vhdx, gce) from an existing build, recorded in
-its manifest.json, SHA256SUMS and packer-manifest.json like those build makes."""
+its manifest.json, SHA256SUMS and packer-manifest.json like those build makes; pmem-image push: store a
+build in an OCI registry, tagged by its build key (the binary cache `build --substitute` pulls from)."""
 
 import argparse
 import json
 from pathlib import Path
 
+from ..build import binary_cache
 from ..build.exports import export
 from ..build.locks import BuildLock
 from ..build.manifest import add_artifact
@@ -12,7 +14,7 @@ from ..knowledge.formats import FORMATS
 from ..profile.errors import EXIT_OK, UsageError
 from ..profile.sizes import human_size
 from ..runner import Runner
-from .targets import resolve_target
+from .targets import out_root, resolve_target
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -38,6 +40,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    directory = args.build if args.build.is_dir() else out_root(args) / args.build.name
+    with BuildLock(directory.parent.absolute(), directory.name):   # not swapped away while it is read
+        reference = binary_cache.push(directory, args.repository)
+    print(json.dumps({"exit_code": EXIT_OK, "reference": reference}, indent=2) if args.json else
+          f"pushed {directory} as {reference}")
+    return EXIT_OK
+
+
 def add_parsers(commands, allow: argparse.ArgumentParser) -> None:
     export_ = commands.add_parser("export", parents=[allow], help="make VM/cloud templates from a build "
                                                                    "(recorded in its manifest)")
@@ -47,3 +58,10 @@ def add_parsers(commands, allow: argparse.ArgumentParser) -> None:
     export_.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     export_.add_argument("--json", action="store_true", help="machine-readable result")
     export_.set_defaults(func=cmd_export)
+    push = commands.add_parser("push", help="store a build in an OCI registry as an artifact tagged by its build "
+                                            "key (the binary cache of build --substitute)")
+    push.add_argument("build", type=Path, metavar="out/NAME")
+    push.add_argument("repository", metavar="REGISTRY/REPO", help="e.g. 127.0.0.1:5000/pmem-image, ghcr.io/OWNER/images")
+    push.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
+    push.add_argument("--json", action="store_true", help="machine-readable result")
+    push.set_defaults(func=cmd_push)

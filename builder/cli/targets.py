@@ -33,9 +33,9 @@ def plan_of_build(directory: Path) -> Plan:
                          "build the profile again with this version, then verify") from None
 
 
-def resolve_target(args: argparse.Namespace) -> tuple[Plan, Path]:
+def resolve_target(args: argparse.Namespace, target: Path | None = None) -> tuple[Plan, Path]:
     """PROFILE or out/NAME -> the plan and the build directory (verify, run)."""
-    target = args.target
+    target = target or args.target
     if target.is_dir():
         return plan_of_build(target), target
     plan, warnings = load_plan(target, tuple(args.allow_path))

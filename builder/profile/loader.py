@@ -34,13 +34,17 @@ class SourceMap:
             path = path[:-1]
 
 
+# libyaml's parser where PyYAML has it (the wheels do): ~5x faster, the same nodes and marks.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _mark(node: yaml.Node) -> Mark:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
 def parse_yaml(text: str) -> tuple[object, SourceMap, list[Problem]]:
     """Parse YAML keeping positions; duplicate and non-string keys become problems."""
-    loader = yaml.SafeLoader(text)
+    loader = _LOADER(text)
     try:
         root = loader.get_single_node()
     finally:

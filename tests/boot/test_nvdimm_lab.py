@@ -5,6 +5,7 @@ default profile shows its pmem lost at power-off, as RAM is."""
 
 import json
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -36,10 +37,16 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
           f"second boot {report['boot_seconds']:.0f} s")
 
 
-def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected():
-    result = pmem_image("build", "--verify", "--power-cycle", "--json", str(PROFILES / "default.yaml"))
+def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_path):
+    junit = tmp_path / "proof.xml"
+    result = pmem_image("build", "--verify", "--power-cycle", "--json", "--junit", str(junit),
+                        str(PROFILES / "default.yaml"))
     report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
     assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    # The same proof as JUnit: a testcase per row, none failed.
+    suite = ET.parse(junit).getroot().find("testsuite[@name='default']")
+    assert [c.get("name") for c in suite.findall("testcase")] == [c["name"] for c in report["checks"]]
+    assert suite.get("failures") == "0"
     passed = rows(report)
     assert "/dev/pmem0 power-off loses memmap pmem (expected)" in passed
     assert "power-cycle: second boot proof" in passed and "/dev/pmem0 survives power-off" not in passed

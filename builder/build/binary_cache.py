@@ -1,0 +1,103 @@
+"""A binary cache on an OCI registry, as Nix has substituters: `push` stores a build's files as one OCI
+artifact tagged by its build key (the hash of everything that determines the image); `build --substitute`
+pulls the artifact whose tag is the key it would build and uses it after checking every file, instead of
+running mkosi. The registry protocol is the oras library's (OCI distribution), not ours."""
+
+from pathlib import Path
+from typing import Optional
+
+from ..profile.errors import PmemImageError, UsageError
+from .hashing import sha256_file
+from .manifest import file_stamp, read_manifest, write_listings
+
+TITLE = "org.opencontainers.image.title"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class SubstituteRefused(PmemImageError):
+    """What the registry gave does not match what it claims (a tampered or broken artifact)."""
+
+
+def _split(repository: str) -> str:
+    """REGISTRY/REPO (no tag: the build key is the tag)."""
+    host, _, path = repository.partition("/")
+    if not path or ":" in path or "@" in path:
+        raise UsageError(f"{repository!r} is not REGISTRY/REPOSITORY", "e.g. 127.0.0.1:5000/pmem-image or "
+                         "ghcr.io/OWNER/pmem-images (the tag is each build's key)")
+    return host
+
+
+def _client(repository: str):
+    import oras.client   # here, not at import: every other command starts without it
+    host = _split(repository)
+    # A registry on this machine speaks plain HTTP (Debian's docker-registry as the tests run it).
+    return oras.client.OrasClient(hostname=host, insecure=host.split(":")[0] in LOCAL_HOSTS or
+                                  host.startswith("[::1]"))
+
+
+def push(directory: Path, repository: str) -> str:
+    """Every file of the build directory (not verify/, run/ or state/: those are one machine's) as one
+    artifact, tagged with the build key; returns the reference."""
+    manifest = read_manifest(directory)
+    if manifest is None or "build_key" not in manifest:
+        raise UsageError(f"{directory} holds no build", "build it first: pmem-image build PROFILE")
+    reference = f"{repository}:{manifest['build_key']}"
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    try:
+        _client(repository).push(target=reference, files=[str(p) for p in files], disable_path_validation=True,
+                                  do_chunked=True, quiet=True, manifest_annotations={
+                                      "io.pmem-image.name": manifest["name"], "io.pmem-image.build-key":
+                                          manifest["build_key"], "io.pmem-image.plan-hash": manifest["plan_hash"]})
+    except Exception as error:     # requests/oras errors: the registry refused or is not there
+        raise PmemImageError(f"pushing to {reference} failed: {error}", "is the registry up and writable?") from None
+    return reference
+
+
+def _oci_manifest(client, reference: str) -> Optional[dict]:
+    try:
+        return client.get_manifest(reference)
+    except Exception:              # oras raises on 404 like on any other failure; pull() says which
+        return None
+
+
+def _verify(directory: Path, layers: list[dict], key: str) -> dict:
+    """Every pulled file against the OCI layer digest, and against the sha256 manifest.json records."""
+    for layer in layers:
+        name = layer.get("annotations", {}).get(TITLE, "")
+        path = directory / name
+        if not name or "/" in name or not path.is_file():
+            raise SubstituteRefused(f"the artifact's layer {layer.get('digest')} has no usable file name ({name!r})",
+                                    "build without --substitute")
+        if f"sha256:{sha256_file(path)}" != layer.get("digest"):
+            raise SubstituteRefused(f"{name} from the registry does not match its digest {layer.get('digest')}",
+                                    "the artifact was tampered with or broke in transit; build without --substitute")
+    manifest = read_manifest(directory)
+    if manifest is None or manifest.get("build_key") != key:
+        raise SubstituteRefused(f"the artifact tagged {key[:16]} holds no manifest.json for that build key",
+                                "build without --substitute")
+    for entry in manifest.get("files", []):
+        path = directory / entry["name"]
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:
+            raise SubstituteRefused(f"{entry['name']} from the registry is not the file manifest.json names "
+                                    f"(sha256 {entry['sha256'][:16]})", "build without --substitute")
+    return manifest
+
+
+def pull(repository: str, key: str, destination: Path) -> Optional[dict]:
+    """The build with this key into `destination` (checked), or None when the registry has no such tag."""
+    reference = f"{repository}:{key}"
+    client = _client(repository)
+    oci = _oci_manifest(client, reference)
+    if oci is None:
+        return None
+    destination.mkdir(parents=True, exist_ok=True)
+    try:
+        client.pull(target=reference, outdir=str(destination))
+    except Exception as error:
+        raise PmemImageError(f"pulling {reference} failed: {error}", "build without --substitute") from None
+    manifest = _verify(destination, oci.get("layers", []), key)
+    # The files are new inodes here: record their stamps, so the next build sees them up to date.
+    manifest["files"] = [{**entry, **file_stamp(destination / entry["name"])} for entry in manifest["files"]]
+    manifest["pulled_from"] = reference
+    write_listings(destination, manifest)
+    return manifest

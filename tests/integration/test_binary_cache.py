@@ -1,0 +1,94 @@
+"""The binary cache against a real OCI registry (Debian's docker-registry on 127.0.0.1, started here) with the
+real oras client: push a build, delete it, get it back with build --substitute and no mkosi run; a tampered
+blob is refused; a key the registry lacks is built. The builds are the stand-in mkosi's (seconds)."""
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import PROFILES, ROOT
+from conftest import CLI_WITHOUT_ROOT_CHECK, env  # noqa: F401  (the stand-in mkosi fixture)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def registry(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    storage = tmp_path / "registry"
+    config = tmp_path / "registry.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\nlog:\n  level: error\n")
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline and process.poll() is None, "the registry did not come up"
+            time.sleep(0.2)
+    yield f"127.0.0.1:{port}/pmem-image", storage
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", CLI_WITHOUT_ROOT_CHECK, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_push_then_substitute_instead_of_building_and_refuse_a_tampered_blob(env, registry):
+    repository, storage = registry
+    out = Path(env["PMEM_IMAGE_OUT"]) / "default"
+    assert cli(env, "build", str(PROFILES / "default.yaml")).returncode == 0
+    built = json.loads((out / "manifest.json").read_text())
+    pushed = cli(env, "push", str(out), repository, "--json")
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["reference"] == f"{repository}:{built['build_key']}"
+
+    shutil.rmtree(out)
+    mkosi_ran = Path(env["FAKE_MKOSI_STATE"]) / "pid"
+    mkosi_ran.unlink()
+    started = time.monotonic()
+    pulled = cli(env, "build", "--substitute", repository, str(PROFILES / "default.yaml"))
+    assert pulled.returncode == 0, pulled.stderr
+    assert "default: pulled" in pulled.stderr and not mkosi_ran.exists()
+    print(f"\nsubstituted the stand-in build in {time.monotonic() - started:.1f} s")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["build_key"] == built["build_key"] and manifest["pulled_from"].startswith(repository)
+    for entry in built["files"]:
+        assert hashlib.sha256((out / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
+    again = cli(env, "build", str(PROFILES / "default.yaml"))      # the pulled output counts as built
+    assert again.returncode == 0 and "up to date" in again.stderr
+
+    raw_sha = next(e["sha256"] for e in built["files"] if e["name"] == "default.raw")
+    blob = next(storage.rglob(f"blobs/sha256/*/{raw_sha}/data"))
+    blob.write_bytes(b"not the disk that was pushed")
+    shutil.rmtree(out)
+    refused = cli(env, "build", "--substitute", repository, str(PROFILES / "default.yaml"))
+    assert refused.returncode == 3 and "default.raw from the registry does not match its digest" in refused.stderr
+    assert not out.exists() and list(out.parent.glob(".staging-*")) == []
+
+
+def test_a_key_the_registry_lacks_is_built_here(env, registry):
+    repository, _ = registry
+    result = cli(env, "build", "--substitute", repository, str(PROFILES / "default.yaml"))
+    assert result.returncode == 0 and "has no build" in result.stderr and "default: built" in result.stderr
+    assert (Path(env["FAKE_MKOSI_STATE"]) / "pid").exists()
+
+
+def test_a_repository_with_a_tag_is_refused(env):
+    result = cli(env, "build", "--substitute", "127.0.0.1:1/repo:latest", str(PROFILES / "default.yaml"))
+    assert result.returncode == 2 and "is not REGISTRY/REPOSITORY" in result.stderr
