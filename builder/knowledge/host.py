@@ -15,6 +15,36 @@ class AptMirror(BaseModel):
     security: Optional[str] = None
 
 
+class Snapshot(BaseModel):
+    """A dated package snapshot (profile `mirror: snapshot:...`): every suite, security included, as the
+    distribution's snapshot service had it then. Part of the plan's identity: it pins the packages."""
+    model_config = ConfigDict(frozen=True)
+    stamp: str                    # 20261101T000000Z, as the services write it in their URLs
+    archive: str
+    security: str
+    keyring: str
+
+
+# Debian's and Ubuntu's snapshot services (old Release files there have expired: Check-Valid-Until: no).
+SNAPSHOT_SERVICES = {
+    "debian": ("https://snapshot.debian.org/archive/debian/{stamp}/",
+               "https://snapshot.debian.org/archive/debian-security/{stamp}/",
+               "/usr/share/keyrings/debian-archive-keyring.gpg"),
+    "ubuntu": ("https://snapshot.ubuntu.com/ubuntu/{stamp}/", "https://snapshot.ubuntu.com/ubuntu/{stamp}/",
+               "/usr/share/keyrings/ubuntu-archive-keyring.gpg"),
+}
+
+
+def snapshot_sources(distribution: str, when: str) -> Optional[Snapshot]:
+    """`snapshot:2026-11-01T00:00:00Z` -> the sources of that moment (None where there is no service)."""
+    if distribution not in SNAPSHOT_SERVICES:
+        return None
+    stamp = when.removeprefix("snapshot:").replace("-", "").replace(":", "")
+    archive, security, keyring = SNAPSHOT_SERVICES[distribution]
+    return Snapshot(stamp=stamp, archive=archive.format(stamp=stamp), security=security.format(stamp=stamp),
+                    keyring=keyring)
+
+
 # The suites that identify a Debian archive mirror: every Debian release pmem-image knows.
 _DEBIAN_SUITES = {r.release for r in RELEASES if r.distribution == "debian"}
 _URI_RE = re.compile(r"^[a-z]+://[A-Za-z0-9._~:/?@!&'()*+,=%\[\]-]+$")

@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-from ..knowledge.host import AptMirror
+from ..knowledge.host import AptMirror, Snapshot
 
 
 class Frozen(BaseModel):
@@ -93,6 +93,7 @@ class Plan(Frozen):
     formats: list[str]                 # exports made beside the raw disk (knowledge/formats.py)
     initrd_modules: list[str]          # storage drivers the initrd carries (virtio + each format's platform)
     cloud_init: bool
+    snapshot: Optional[Snapshot]       # dated package sources (every suite); None: this host's mirror
     extra_trees: int                   # how many; their content is hashed into the build key, not their paths
     seed: str
     source_date_epoch: int

@@ -11,7 +11,7 @@ from typing import Optional
 from .. import __version__
 from ..knowledge.distros import Release
 from ..knowledge.formats import initrd_modules
-from ..knowledge.host import AptMirror
+from ..knowledge.host import AptMirror, snapshot_sources
 from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
 from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
 from ..knowledge.memory import Span, memory_map
@@ -154,7 +154,9 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
         network=profile.network or ("dhcp" if profile.ssh else "none"), disk_size=profile.disk.size,
         console_autologin=profile.console_autologin, pmdk=profile.pmdk, formats=list(profile.formats),
-        initrd_modules=initrd_modules(profile.formats), cloud_init=profile.cloud_init, extra_trees=len(profile.extra_trees),
+        initrd_modules=initrd_modules(profile.formats), cloud_init=profile.cloud_init,
+        snapshot=snapshot_sources(record.distribution, profile.mirror) if profile.mirror else None,
+        extra_trees=len(profile.extra_trees),
         extra_tree_paths=[str((base_dir / tree).resolve()) for tree in profile.extra_trees],
         seed=str(uuid.uuid5(SEED_NAMESPACE, profile.name)), source_date_epoch=SOURCE_DATE_EPOCH,
         description=profile.description, mirror=mirror if profile.distribution.name == "debian" else None,

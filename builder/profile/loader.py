@@ -160,6 +160,8 @@ _PATTERN_HINTS = {
     "size": "e.g. 1G or 512M (binary units)",
     "offset": "e.g. 4G (binary units)",
     "memory": "e.g. 4G (binary units)",
+    "mirror": "snapshot:YYYY-MM-DDTHH:MM:SSZ (UTC), e.g. snapshot:2026-11-01T00:00:00Z; leave it out for this "
+              "host's mirror",
 }
 
 

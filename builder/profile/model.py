@@ -181,5 +181,9 @@ class Profile(StrictModel):
     cloud_init: bool = Field(False, description=(
         "cloud-init with the NoCloud, ConfigDrive, GCE, Azure, Ec2 and VMware datasources; it never touches the "
         "kernel command line or the pmem entries of fstab."))
+    mirror: Optional[str] = Field(None, pattern=r"^snapshot:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+                                  description=(
+        "snapshot:YYYY-MM-DDTHH:MM:SSZ: install the packages as Debian's or Ubuntu's snapshot service had "
+        "them then, every suite and security included; default: this host's Debian mirror."))
     pmdk: bool = Field(False, description="PMDK: libpmem, libpmem2, libpmemobj with headers, pmempool and daxio, "
                                           "daxctl and a compiler; the proof then checks PMDK on every DAX mount.")

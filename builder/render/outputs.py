@@ -36,7 +36,7 @@ def _reconfigures_namespaces(plan: Plan) -> bool:
 
 
 def _has_mirror(plan: Plan) -> bool:
-    return plan.mirror is not None
+    return plan.mirror is not None or plan.snapshot is not None
 
 
 def _has_accounts(plan: Plan) -> bool:

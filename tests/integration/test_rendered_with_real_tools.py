@@ -215,3 +215,24 @@ def test_the_esp_label_time_is_clamped_and_the_filesystem_stays_clean(tmp_path):
     partition.write_bytes(disk.read_bytes()[2048 * 512:(2048 + 131072) * 512])
     check = subprocess.run(["fsck.fat", "-n", str(partition)], capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_apt_reads_the_snapshot_sources_as_every_suite_of_that_moment(tmp_path):
+    """The rendered snapshot sources, parsed by the real apt (no network: --print-uris): every index it
+    would fetch comes from the snapshot of that moment, the security suite too."""
+    from builder.render.outputs import render
+    from conftest import FIXTURES, plan_of_file
+    plan, _ = plan_of_file(FIXTURES / "valid" / "snapshot.yaml")
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "mkosi.sources").write_text(render(plan)["mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources"].content)
+    (tmp_path / "lists" / "partial").mkdir(parents=True)
+    result = subprocess.run(["apt-get", "-o", "Dir::Etc::sourcelist=/dev/null", "-o", f"Dir::Etc::sourceparts={parts}",
+                             "-o", f"Dir::State::Lists={tmp_path / 'lists'}", "--print-uris", "update"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    uris = [line.split()[0].strip("'") for line in result.stdout.splitlines() if line.startswith("'")]
+    assert uris and all(u.startswith(("https://snapshot.debian.org/archive/debian/20261101T000000Z/dists/trixie",
+                                      "https://snapshot.debian.org/archive/debian-security/20261101T000000Z/"))
+                        for u in uris)
+    assert any("/dists/trixie-security/" in u for u in uris) and any("/dists/trixie-updates/" in u for u in uris)

@@ -86,3 +86,15 @@ def test_junit_has_a_testcase_per_row_and_failures_with_evidence():
     failure = first.find("testcase[@name='/dev/pmem0 DAX active']/failure")
     assert failure.get("message") == "no dax?[31m" and failure.text == "EXT4-fs: DAX off"
     assert root.find("testsuite[@name='trixie']/testcase").get("classname") == "pmem-image.trixie"
+
+
+def test_jobs_2_builds_two_profiles_at_once_and_their_mkosi_runs_take_turns(env, tmp_path):
+    env["FAKE_MKOSI_MODE"] = "slow"
+    directory = profiles(tmp_path, "alpha", "beta")
+    code, _, err = cli(env, "build", "--jobs", "2", str(directory))
+    assert code == 0 and "2 built" in err, err
+    state = Path(env["FAKE_MKOSI_STATE"])
+    spans = sorted((float((state / f"{n}.start").read_text()), float((state / f"{n}.end").read_text()))
+                   for n in ("alpha", "beta"))
+    assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
+    assert err.index("== alpha") < err.index("== beta")          # reported in the profiles' order
