@@ -8,6 +8,7 @@ import pytest
 
 from builder.knowledge.host import AptMirror
 from builder.profile.loader import profile_from_text, read_profile
+from builder.profile.lock import read_lock
 from builder.plan.planner import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +26,7 @@ def plan_of_text(text: str, filename: str = "test.yaml"):
 
 def plan_of_file(path: Path):
     profile, source = read_profile(path)
-    return make_plan(profile, str(path), source, TEST_MIRROR)
+    return make_plan(profile, str(path), source, TEST_MIRROR, lock=read_lock(path))
 
 
 def expectations(path: Path) -> list[str]:
@@ -57,8 +58,9 @@ def debugfs(source: str, request: str) -> str:
 FAKE_MKOSI = r"""#!/bin/sh
 # Stand-in for mkosi 24.3: writes <name>.raw etc. into --output-dir; FAKE_MKOSI_MODE=ok|fail|hang.
 [ "$1" = "--version" ] && { echo "mkosi 24.3"; exit 0; }
+echo "$*" > "$FAKE_MKOSI_STATE/args"
 while [ $# -gt 0 ]; do
-  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; esac
+  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; --package-cache-dir) cache=$2; shift ;; esac
   shift
 done
 name=$(sed -n 's/^ImageId=//p' "$project/mkosi.conf")
@@ -73,7 +75,17 @@ esac
 printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
 # What the rendered mkosi.finalize hands over: the image kernel's config (FAKE_KERNEL_CONFIG).
 cp "$FAKE_KERNEL_CONFIG" "$out/kernel-config-6.1.0-fake"
-echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"; echo '{}' > "$out/$name.manifest"
+echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"
+# Packages: every name Packages= and BuildPackages= ask for, at FAKE_PACKAGE_VERSION (pins are not obeyed,
+# as a mirror that moved on would not), each with a package file in the cache (FAKE_DEB_SALT changes its bytes).
+version=${FAKE_PACKAGE_VERSION:-1.0}
+mkdir -p "$cache/cache/apt/archives"
+listed() { awk -v key="$1" '$0 ~ "^" key "=" {f=1; next} /^[A-Za-z#]/ {f=0} f && NF {sub(/=.*/, "", $1); print $1}' "$project/mkosi.conf"; }
+for package in $(listed Packages) $(listed BuildPackages); do
+  printf '%s %s %s' "$package" "$version" "${FAKE_DEB_SALT:-}" > "$cache/cache/apt/archives/${package}_${version}_amd64.deb"
+done
+listed Packages | awk -v v="$version" 'BEGIN {printf "{\"packages\": ["} {printf "%s{\"type\": \"deb\", \"name\": \"%s\", \"version\": \"%s\", \"architecture\": \"amd64\"}", (NR > 1 ? ", " : ""), $1, v} END {print "]}"}' > "$out/$name.manifest"
+listed BuildPackages | awk -v v="$version" '{printf "%s\t%s\tamd64\n", $1, v}' > "$out/build-packages.tsv"
 ln -s "$name.raw" "$out/$name"
 echo "‣ $out/$name.raw size is 1.9G"
 """

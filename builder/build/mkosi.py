@@ -16,7 +16,8 @@ from .tree import write_tree
 
 SUPPORTED_SERIES = "24."     # the renderer writes mkosi 24.3 syntax
 KEPT_SUFFIXES = (".raw", ".vmlinuz", ".initrd", ".manifest")
-CONTENT_LISTINGS = ("contents.tsv", "contents.sha256")   # written by mkosi.finalize, joined into contents.json
+# Written by mkosi.finalize (joined into contents.json) and mkosi.build.chroot (the overlay's packages).
+CONTENT_LISTINGS = ("contents.tsv", "contents.sha256", "build-packages.tsv")
 
 
 def mkosi_version(runner: Runner) -> str:
@@ -65,11 +66,16 @@ def add_extra_trees(project: Path, trees: list[str], files: dict[str, RenderedFi
                     shutil.copy2(source, target, follow_symlinks=False)
 
 
+def package_cache_dir(out_root: Path) -> Path:
+    return out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
+
+
 def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, RenderedFile],
-              kernel: Optional[KernelArtifact], extra_trees: list[str] = ()) -> Path:
-    """Write the project under staging/, build it, and move what we keep into staging/result/."""
+              kernel: Optional[KernelArtifact], extra_trees: list[str] = (), offline: bool = False) -> Path:
+    """Write the project under staging/, build it, and move what we keep into staging/result/.
+    offline: packages and their metadata from the package cache only (mkosi's CacheOnly=always)."""
     project, images, result = staging / "project", staging / "images", staging / "result"
-    package_cache = out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
+    package_cache = package_cache_dir(out_root)
     if not runner.dry_run:
         write_tree(files, project)
         add_extra_trees(project, list(extra_trees), files)
@@ -77,7 +83,8 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
         package_cache.mkdir(parents=True, exist_ok=True)
     extra = ["--extra-tree", str(kernel.tree)] if kernel else []   # the kernel pmem-image built
     runner.run(["mkosi", "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
-                *extra, "--force", "build"], log=result / "build.log", show=_show_mkosi_step)
+                *extra, *(["--cache-only=always"] if offline else []), "--force", "build"],
+               log=result / "build.log", show=_show_mkosi_step)
     if runner.dry_run:
         return result
     for produced in images.iterdir():

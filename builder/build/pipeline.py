@@ -29,7 +29,8 @@ from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
-from .mkosi import check_image_kernel, run_mkosi
+from .lock import check_against_lock
+from .mkosi import check_image_kernel, package_cache_dir, run_mkosi
 from .tree import replace_dir
 
 
@@ -120,8 +121,9 @@ def _substituted(repository: str, key: str, destination: Path, runner: Runner) -
 
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "",
-          substitute: Optional[str] = None) -> BuildResult:
-    """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built."""
+          substitute: Optional[str] = None, offline: bool = False) -> BuildResult:
+    """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built.
+    offline: install from the package cache only, no network (a locked build whose packages it holds)."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner))
@@ -152,7 +154,9 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             with CacheLock(out_root, "kernels", runner.say):
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             with CacheLock(out_root, "packages", runner.say):
-                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths)
+                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline)
+                if plan.locked_packages:
+                    check_against_lock(plan, result_dir, package_cache_dir(out_root))
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             raw = result_dir / f"{plan.name}.raw"
             reproducible_disk(raw, plan, runner)

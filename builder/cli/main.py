@@ -23,7 +23,7 @@ from ..runner import Runner, Terminated, raise_on_termination
 from ..verify import session
 from ..verify.boot import checks_table, verify
 from ..verify.junit import Suite, junit_xml
-from . import housekeeping, many, matrix, publish
+from . import housekeeping, locking, many, matrix, publish
 from .targets import load_plan, out_root, resolve_target
 from .views import plan_text
 
@@ -87,7 +87,7 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
-                   force=args.force, profile_sha256=profile_sha, substitute=args.substitute)
+                   force=args.force, profile_sha256=profile_sha, substitute=args.substitute, offline=args.offline)
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
                           "manifest": result.manifest}, indent=2))
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     build_.add_argument("--verify", action="store_true", help="then boot it in QEMU and prove pmem + DAX")
+    build_.add_argument("--offline", action="store_true", help="no network: packages and their lists from the "
+                        "package store only (a locked profile whose packages it holds)")
     build_.add_argument("--substitute", metavar="REGISTRY/REPO", help="a binary cache (pmem-image push): pull and "
                         "check the build whose key is tagged there instead of building it")
     _add_verify_options(build_)
@@ -285,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     publish.add_parsers(commands, allow)
     matrix.add_parser(commands, allow)
+    locking.add_parsers(commands, allow)
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
     schema.set_defaults(func=cmd_schema)
     housekeeping.add_parsers(commands, lambda p: p.add_argument(

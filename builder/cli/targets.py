@@ -10,12 +10,13 @@ from ..plan.model import Plan
 from ..plan.planner import make_plan
 from ..profile.errors import Problem, UsageError
 from ..profile.loader import read_profile
+from ..profile.lock import read_lock
 
 
 def load_plan(path: Path, allowed: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
     """load -> validate -> plan for one profile file (reads the host's apt mirror)."""
     profile, source = read_profile(path)
-    return make_plan(profile, str(path), source, find_debian_mirror(), allowed_dirs=allowed)
+    return make_plan(profile, str(path), source, find_debian_mirror(), allowed_dirs=allowed, lock=read_lock(path))
 
 
 def out_root(args: argparse.Namespace) -> Path:

@@ -10,6 +10,7 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict
 
 from ..knowledge.host import AptMirror, Snapshot
+from ..profile.lock import LockedPackage
 
 
 class Frozen(BaseModel):
@@ -83,6 +84,7 @@ class Plan(Frozen):
     regions: list[PlannedRegion]
     packages: list[str]
     build_packages: list[str]
+    locked_packages: list[LockedPackage]   # PROFILE.lock: every package pinned ([] without a lock)
     users: list[PlannedUser]
     root_ssh_keys: list[str]
     ssh: bool

@@ -18,6 +18,7 @@ from ..knowledge.memory import Span, memory_map
 from ..knowledge.namespaces import BOOT_STATE, DEFAULT_LABEL_SIZE, device_name
 from ..profile.errors import Problem, ProfileError
 from ..profile.loader import SourceMap, sort_problems
+from ..profile.lock import PackageLock
 from ..profile.model import Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
@@ -105,11 +106,24 @@ def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegi
     return sorted(set(names) | set(profile.packages))
 
 
+def _lock_problems(lock: PackageLock, record: Release, packages: list[str], build_packages: list[str]) -> list[Problem]:
+    """A lock fits when it was made for this release and names every package the plan asks for."""
+    if (lock.distribution, lock.release) != (record.distribution, record.release):
+        return [Problem(("distribution",), f"the lock was made for {lock.distribution} {lock.release}, the profile "
+                        f"builds {record.label}", "pmem-image lock PROFILE again after a build")]
+    named = {p.name for p in lock.packages}
+    missing = sorted(set(packages + build_packages) - named)
+    return [Problem(("packages",), f"the lock does not name {', '.join(missing)}",
+                    "build without the lock (move PROFILE.lock away), then pmem-image lock PROFILE again")] \
+        if missing else []
+
+
 def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[SourceMap] = None,
               mirror: Optional[AptMirror] = None, fragments_dir: Optional[Path] = None,
-              allowed_dirs: tuple[Path, ...] = ()) -> tuple[Plan, list[Problem]]:
+              allowed_dirs: tuple[Path, ...] = (), lock: Optional[PackageLock] = None) -> tuple[Plan, list[Problem]]:
     """Resolve a validated profile (and its warnings), or raise ProfileError with every problem.
-    allowed_dirs: places outside the profile's directory that its kernel paths may name (--allow-path)."""
+    allowed_dirs: places outside the profile's directory that its kernel paths may name (--allow-path).
+    lock: the profile's PROFILE.lock (every package pinned to its version)."""
     fragments = load_fragments(fragments_dir or bundled_fragments_dir())
     record, problems = resolve_release(profile)
     kernel = None
@@ -126,6 +140,10 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         raise ProfileError(filename, sort_problems(problems))
     warnings = [p for p in problems if p.severity == "warning"]
 
+    packages = _image_packages(record, profile, _plan_regions(profile, kernel))
+    build_packages = sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())})
+    if lock is not None and (problems := _lock_problems(lock, record, packages, build_packages)):
+        raise ProfileError(filename, sort_problems([source.locate(p) for p in problems] if source else problems))
     backend = backend_for(profile.pmem_backend)
     regions = _plan_regions(profile, kernel)
     cmdline = [*BASE_CMDLINE, *backend.kernel_arguments(profile, regions), *profile.kernel.cmdline]
@@ -148,8 +166,8 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
         bios_bootloader=bios, pmem_backend=profile.pmem_backend, regions=regions,
         pmem_modules=list(backend.modules),
-        packages=_image_packages(record, profile, regions),
-        build_packages=sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())}),
+        packages=packages, build_packages=build_packages,
+        locked_packages=list(lock.packages) if lock else [],
         users=[PlannedUser(**user.model_dump()) for user in profile.users],
         root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
         network=profile.network or ("dhcp" if profile.ssh else "none"), disk_size=profile.disk.size,

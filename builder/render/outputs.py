@@ -39,6 +39,10 @@ def _has_mirror(plan: Plan) -> bool:
     return plan.mirror is not None or plan.snapshot is not None
 
 
+def _has_apt_lock(plan: Plan) -> bool:
+    return bool(plan.locked_packages) and plan.distribution in ("debian", "ubuntu")
+
+
 def _has_accounts(plan: Plan) -> bool:
     return bool(plan.users or plan.root_ssh_keys)
 
@@ -83,6 +87,8 @@ _OUTPUTS = (
     _Output("mkosi.initrd.conf.j2", "mkosi.initrd.conf", mkosi_value),
     _Output("mkosi.sources.j2", "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources", plain_field,
             wanted=_has_mirror, host_specific=True),
+    _Output("lock-preferences.j2", "mkosi.pkgmngr/etc/apt/preferences.d/pmem-image-lock.pref", plain_field,
+            wanted=_has_apt_lock),
     _Output("fstab.j2", f"{_EXTRA}/etc/fstab", plain_field),
     _Output("hosts.j2", f"{_EXTRA}/etc/hosts", plain_field),
     _Output("pmem-mkfs@.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-mkfs@.service", plain_field,
@@ -139,7 +145,7 @@ def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
     context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
                "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS,
-               "pmdk_libs": PMDK_CHECK_LIBS}
+               "pmdk_libs": PMDK_CHECK_LIBS, "pins": {p.name: f"={p.version}" for p in plan.locked_packages}}
     files = {}
     for output in _OUTPUTS:
         if not output.wanted(plan):

@@ -115,6 +115,29 @@ def test_a_forced_rebuild_is_bit_identical(tmp_path):
     print(f"\nforced rebuild {time.monotonic() - started:.0f} s, bit-identical: {diff.stdout.splitlines()[-1]}")
 
 
+def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
+    """lock the default build, then build the locked profile again with no network at all (a network
+    namespace without a route; packages and lists from the package store): it succeeds, and the image is
+    bit-identical to the online one."""
+    profile = tmp_path / "default.yaml"
+    profile.write_text((PROFILES / "default.yaml").read_text())
+    locked = pmem_image("lock", str(profile))
+    assert locked.returncode == 0, locked.stderr
+    before = tmp_path / "before"
+    before.mkdir()
+    for name in ("manifest.json", "default.manifest", "contents.json"):
+        shutil.copy(OUT / "default" / name, before / name)
+    started = time.monotonic()
+    offline = subprocess.run(["unshare", "--net", str(PMEM_IMAGE), "build", "--offline", str(profile)],
+                             capture_output=True, text=True, timeout=1800, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
+    assert offline.returncode == 0, offline.stderr[-4000:]
+    diff = subprocess.run([str(PMEM_IMAGE), "diff", str(before), str(OUT / "default")], capture_output=True,
+                          text=True)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    print(f"\nlocked offline build {time.monotonic() - started:.0f} s, "
+          f"{len(json.loads(profile.with_suffix('.lock').read_text())['packages'])} packages, bit-identical")
+
+
 def test_image_is_golden_clean():
     """No root password, no machine-id baked in, serial console and no firstboot prompt on the cmdline."""
     source, _ = root_filesystem(OUT / "default" / "default.raw")
