@@ -14,6 +14,11 @@ TITLE = "org.opencontainers.image.title"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
+def _hostname(host: str) -> str:
+    """REGISTRY without its port: 127.0.0.1:5000 -> 127.0.0.1, [::1]:5000 -> [::1]."""
+    return host if host.endswith("]") or ":" not in host else host.rsplit(":", 1)[0]
+
+
 class SubstituteRefused(PmemImageError):
     """What the registry gave does not match what it claims (a tampered or broken artifact)."""
 
@@ -31,8 +36,7 @@ def _client(repository: str):
     import oras.client   # here, not at import: every other command starts without it
     host = _split(repository)
     # A registry on this machine speaks plain HTTP (Debian's docker-registry as the tests run it).
-    return oras.client.OrasClient(hostname=host, insecure=host.split(":")[0] in LOCAL_HOSTS or
-                                  host.startswith("[::1]"))
+    return oras.client.OrasClient(hostname=host, insecure=_hostname(host) in LOCAL_HOSTS)
 
 
 def push(directory: Path, repository: str) -> str:
@@ -61,14 +65,17 @@ def _oci_manifest(client, reference: str) -> Optional[dict]:
 
 
 def _verify(directory: Path, layers: list[dict], key: str) -> dict:
-    """Every pulled file against the OCI layer digest, and against the sha256 manifest.json records."""
+    """Every pulled file against the OCI layer digest, and against the sha256 manifest.json records (each file
+    hashed once: a raw disk is gigabytes)."""
+    digests: dict[str, str] = {}
     for layer in layers:
         name = layer.get("annotations", {}).get(TITLE, "")
         path = directory / name
         if not name or "/" in name or not path.is_file():
             raise SubstituteRefused(f"the artifact's layer {layer.get('digest')} has no usable file name ({name!r})",
                                     "build without --substitute")
-        if f"sha256:{sha256_file(path)}" != layer.get("digest"):
+        digests[name] = sha256_file(path)
+        if f"sha256:{digests[name]}" != layer.get("digest"):
             raise SubstituteRefused(f"{name} from the registry does not match its digest {layer.get('digest')}",
                                     "the artifact was tampered with or broke in transit; build without --substitute")
     manifest = read_manifest(directory)
@@ -77,7 +84,7 @@ def _verify(directory: Path, layers: list[dict], key: str) -> dict:
                                 "build without --substitute")
     for entry in manifest.get("files", []):
         path = directory / entry["name"]
-        if not path.is_file() or sha256_file(path) != entry["sha256"]:
+        if not path.is_file() or digests.get(entry["name"]) != entry["sha256"]:
             raise SubstituteRefused(f"{entry['name']} from the registry is not the file manifest.json names "
                                     f"(sha256 {entry['sha256'][:16]})", "build without --substitute")
     return manifest

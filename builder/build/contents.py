@@ -101,9 +101,9 @@ def file_listing(result: Path) -> list[dict]:
     return sorted(entries, key=lambda e: e["path"])
 
 
-def write_contents(result: Path, raw: Path, runner: Runner) -> dict:
-    """contents.json beside the image (the listing files are folded into it and removed)."""
-    table = partition_table(raw, runner)
+def write_contents(result: Path, raw: Path, table: dict, runner: Runner) -> dict:
+    """contents.json beside the image (the listing files are folded into it and removed); table: the
+    disk's partition_table()."""
     contents = {"partition_table": table, "filesystems": filesystems(raw, table, runner),
                 "files": file_listing(result) if (result / LISTING).exists() else []}
     (result / CONTENTS).write_text(json.dumps(contents, indent=1, sort_keys=True) + "\n")

@@ -12,9 +12,9 @@ import re
 import shutil
 import tempfile
 import time
-from typing import Optional
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from .. import __version__
 from ..plan.model import Plan
@@ -106,11 +106,6 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
     return plan.kernel_sha256 or ""
 
 
-def reproducible_disk(raw: Path, plan: Plan, runner: Runner) -> None:
-    """The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself."""
-    clamp_fat_label(raw, partition_table(raw, runner), plan.source_date_epoch)
-
-
 def _substituted(repository: str, key: str, destination: Path, runner: Runner) -> Optional[dict]:
     runner.say(f"looking for build key {key[:16]} in {repository}")
     manifest = binary_cache.pull(repository, key, destination)
@@ -159,8 +154,10 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                     check_against_lock(plan, result_dir, package_cache_dir(out_root))
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             raw = result_dir / f"{plan.name}.raw"
-            reproducible_disk(raw, plan, runner)
-            write_contents(result_dir, raw, runner)
+            table = partition_table(raw, runner)
+            # The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself.
+            clamp_fat_label(raw, table, plan.source_date_epoch)
+            write_contents(result_dir, raw, table, runner)
             artifacts = tuple(export(plan, raw, name, result_dir, runner) for name in plan.formats)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release, directory, artifacts)

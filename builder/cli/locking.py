@@ -51,14 +51,16 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
     out = out_root(args)
     archives = package_cache_dir(out) / ARCHIVES
     keep = referenced(out, args.locks)
-    freed, removed = 0, 0
+    freed, removed, kept = 0, 0, 0
     for path in sorted(archives.glob("*.deb")) if archives.is_dir() else ():
-        if path.name not in keep:
-            freed += path.stat().st_size
-            removed += 1
-            os.unlink(path)
+        if path.name in keep:
+            kept += 1
+            continue
+        freed += path.stat().st_size
+        removed += 1
+        os.unlink(path)
     print(f"package store {archives}: removed {removed} file(s) no build or lock names, freed {human_size(freed)}; "
-          f"kept {len(keep & {p.name for p in archives.glob('*.deb')}) if archives.is_dir() else 0}")
+          f"kept {kept}")
     return EXIT_OK
 
 

@@ -58,7 +58,7 @@ def plan_text(plan: Plan, filename: str) -> str:
         + (", PMDK" if plan.pmdk else ""),
         f"vm           {plan.machine}, {plan.firmware}, {human_size(plan.memory)} RAM, {plan.cpus} CPUs",
         f"pmem backend {plan.pmem_backend}",
-        f"packages     " + (f"snapshot {plan.snapshot.stamp} ({plan.snapshot.archive})" if plan.snapshot
+        "packages     " + (f"snapshot {plan.snapshot.stamp} ({plan.snapshot.archive})" if plan.snapshot
                             else "this host's mirror (what it serves today)"),
         *([f"exports      {', '.join(f'{name} (boots on {boot_bus(name, plan.firmware)})' for name in plan.formats)}"]
           if plan.formats else []),

@@ -5,6 +5,9 @@ from dataclasses import dataclass
 from ..profile.sizes import GIB, MIB
 
 FOUR_GIB = 4 * GIB
+# The x86-64 memory section: memory is hot-added (NVDIMMs) and its struct pages laid out (pfn, devdax) in
+# whole sections, so pmem regions of either backend are multiples of it.
+SECTION_SIZE = 128 * MIB
 LOW_FIRMWARE_GUARD = 16 * MIB   # real-mode area, BIOS, the kernel's low allocations
 TOP_OF_LOW_GUARD = 256 * MIB    # ACPI tables, OVMF and GRUB's initrd sit at the top of low RAM
 

@@ -101,6 +101,12 @@ def default_mountpoints(profile: Profile) -> dict[int, str]:
             for number, index in enumerate(by_address)}
 
 
+def multiples_near(value: int, unit: int) -> str:
+    """'X or Y': the multiples of unit either side of value, for a hint (0 left out)."""
+    down = value // unit * unit
+    return " or ".join(format_size(v) for v in (down, down + unit) if v)
+
+
 def describe_ram(profile: Profile) -> str:
     spans = ram_spans(profile.vm.memory, profile.vm.machine)
     windows = pmem_windows(profile.vm.memory, profile.vm.machine)

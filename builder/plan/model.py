@@ -81,7 +81,7 @@ class Plan(Frozen):
     bios_bootloader: bool
     pmem_backend: Literal["memmap", "nvdimm"]
     pmem_modules: list[str]            # kernel modules loaded at boot that make the backend's regions
-    regions: list[PlannedRegion]
+    regions: list[PlannedRegion]       # in the kernel's numbering: region 0 first (NVDIMMs: QEMU's order)
     packages: list[str]
     build_packages: list[str]
     locked_packages: list[LockedPackage]   # PROFILE.lock: every package pinned ([] without a lock)

@@ -140,12 +140,12 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         raise ProfileError(filename, sort_problems(problems))
     warnings = [p for p in problems if p.severity == "warning"]
 
-    packages = _image_packages(record, profile, _plan_regions(profile, kernel))
+    regions = _plan_regions(profile, kernel)
+    packages = _image_packages(record, profile, regions)
     build_packages = sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())})
     if lock is not None and (problems := _lock_problems(lock, record, packages, build_packages)):
         raise ProfileError(filename, sort_problems([source.locate(p) for p in problems] if source else problems))
     backend = backend_for(profile.pmem_backend)
-    regions = _plan_regions(profile, kernel)
     cmdline = [*BASE_CMDLINE, *backend.kernel_arguments(profile, regions), *profile.kernel.cmdline]
     spans = memory_map(profile.vm.memory, profile.vm.machine,
                        [Span(r.start, r.start + r.size, "pmem", f"/dev/{r.device}") for r in regions

@@ -76,11 +76,11 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(domain, "description").text = (
         f"pmem-image {plan.name}: its pmem regions ({describe_regions(plan)}) "
         f"assume exactly this machine type and memory")
-    state_files = backend_for(plan.pmem_backend).state_files(plan)
+    backend = backend_for(plan.pmem_backend)
+    state_files = backend.state_files(plan)
     if state_files:
-        maximum = plan.memory + sum(f.size for f in state_files)
         ET.SubElement(domain, "maxMemory", slots=str(len(state_files)), unit="KiB").text = \
-            str(-(-maximum // (1024 * MIB)) * 1024 * 1024)
+            str(backend.max_memory(plan) // 1024)
     ET.SubElement(domain, "memory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "currentMemory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "vcpu").text = str(plan.cpus)
@@ -104,7 +104,7 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(console, "target", type="serial", port="0")
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
-    for region, file in zip(sorted(plan.regions, key=lambda r: r.number), state_files):
+    for region, file in zip(plan.regions, state_files):
         memory = ET.SubElement(devices, "memory", model="nvdimm", access="shared")
         ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(image.parent / STATE_DIRECTORY / file.name)
         target = ET.SubElement(memory, "target")

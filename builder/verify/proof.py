@@ -103,14 +103,13 @@ def nvdimm_regions(plan: Plan, report: dict) -> tuple[Check, list[PlannedRegion]
     size; the plan's regions come back with the address QEMU gave them (None where there is no region)."""
     found = sorted((r for r in report.get("regions") or [] if r.get("provider") == "ACPI.NFIT"),
                    key=lambda r: int(str(r.get("resource") or "0"), 16))
-    planned = sorted(plan.regions, key=lambda r: r.number)
     placed = [region.model_copy(update={"start": int(str(nd["resource"]), 16) if nd.get("resource") else None})
-              for region, nd in zip(planned, found)] + planned[len(found):]
-    sizes_ok = all(nd.get("size") == region.size for region, nd in zip(planned, found))
-    ok = bool(report.get("nfit_table")) and len(found) == len(planned) and sizes_ok
+              for region, nd in zip(plan.regions, found)] + plan.regions[len(found):]
+    sizes_ok = all(nd.get("size") == region.size for region, nd in zip(plan.regions, found))
+    ok = bool(report.get("nfit_table")) and len(found) == len(plan.regions) and sizes_ok
     seen = [f"{nd.get('dev')} {nd.get('size')} bytes at {nd.get('resource')} on {','.join(nd.get('dimms') or [])}"
             for nd in found]
-    detail = (f"{len(found)} NVDIMM region(s) of {len(planned)} planned"
+    detail = (f"{len(found)} NVDIMM region(s) of {len(plan.regions)} planned"
               + ("" if report.get("nfit_table") else "; no ACPI NFIT table")
               + ("" if sizes_ok else "; sizes differ from the plan's"))
     return Check("ACPI NFIT NVDIMM regions", ok, detail + (f": {'; '.join(seen)}" if ok and seen else ""),

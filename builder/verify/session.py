@@ -31,7 +31,7 @@ def login_user(plan: Plan) -> Optional[str]:
     return "root" if plan.ssh and plan.root_ssh_keys else None
 
 
-def banner(plan: Plan, port: int, persist: bool, state: Path = Path("state")) -> str:
+def banner(plan: Plan, port: int, persist: bool, state: Path = STATE_DIRECTORY) -> str:
     lines = [f"pmem-image run: {plan.name} ({plan.distribution} {plan.release}, {plan.machine}, {plan.firmware}, "
              f"{human_size(plan.memory)} RAM, {plan.cpus} CPUs)"]
     for region in plan.regions:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PROFILES, ROOT
-from conftest import CLI_WITHOUT_ROOT_CHECK, env  # noqa: F401  (the stand-in mkosi fixture)
+from conftest import CLI_WITHOUT_ROOT_CHECK
 
 pytestmark = pytest.mark.integration
 

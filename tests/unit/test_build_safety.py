@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT, env, plan_of_file  # noqa: F401  (env: the stand-in mkosi)
+from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT, plan_of_file
 
 
 def build(env: dict, *extra: str, profile: Path = PROFILES / "default.yaml", **popen) -> subprocess.Popen:

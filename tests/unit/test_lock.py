@@ -11,7 +11,7 @@ import pytest
 
 from builder.profile.errors import ProfileError
 from builder.render.outputs import render
-from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT, env, plan_of_file  # noqa: F401
+from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT, plan_of_file
 
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:

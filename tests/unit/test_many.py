@@ -11,7 +11,7 @@ from builder.cli.many import Outcome, expand, exit_code, machine_jobs, summary
 from builder.verify.junit import Suite, junit_xml
 from builder.verify.result import Check
 from conftest import PROFILES, ROOT
-from conftest import CLI_WITHOUT_ROOT_CHECK, env  # noqa: F401  (the stand-in mkosi fixture)
+from conftest import CLI_WITHOUT_ROOT_CHECK
 
 
 def profiles(tmp_path: Path, *names: str) -> Path:

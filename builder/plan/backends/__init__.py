@@ -42,6 +42,10 @@ class PmemBackend(ABC):
         """QEMU's -m value."""
         return f"{plan.memory // 2**20}M"
 
+    def max_memory(self, plan: "Plan") -> int:
+        """The most memory the machine may have with its memory devices (bytes)."""
+        return plan.memory
+
     def state_files(self, plan: "Plan") -> list[StateFile]:
         """Host files the regions live in ([] when they are RAM)."""
         return []

@@ -4,13 +4,12 @@ nd_e820 exposes as /dev/pmemN. Works on any VM or bare metal; the content is RAM
 from typing import Iterable
 
 from ...knowledge.kernels import MAP_SYNC_KERNEL, parse_version
-from ...knowledge.memory import pmem_windows
+from ...knowledge.memory import SECTION_SIZE, pmem_windows
 from ...profile.errors import Problem
-from ...profile.sizes import MIB, format_size
-from ..checks import CheckContext, check, describe_ram
+from ...profile.sizes import format_size
+from ..checks import CheckContext, check, describe_ram, multiples_near
 from . import PmemBackend, ProofExpectations, register
 
-SECTION_ALIGN = 128 * MIB          # x86-64 memory section: pfn/devdax code pads collisions to it
 KASLR_MEMMAP_LIMIT = 4             # the decompressor tracks at most 4 memmap= regions
 NAME = "memmap"
 
@@ -60,13 +59,11 @@ def check_regions_placed(ctx: CheckContext) -> Iterable[Problem]:
 def check_region_alignment(ctx: CheckContext) -> Iterable[Problem]:
     for index, region in enumerate(ctx.profile.pmem):
         for key, value in (("offset", region.offset), ("size", region.size)):
-            if value and value % SECTION_ALIGN:
-                down = value // SECTION_ALIGN * SECTION_ALIGN
-                up = down + SECTION_ALIGN
-                choices = " or ".join(format_size(v) for v in (down, up) if v)
+            if value and value % SECTION_SIZE:
                 yield Problem(("pmem", index, key),
                               f"{key} {format_size(value)} is not a multiple of 128M (the x86-64 memory section)",
-                              f"use {choices}; 1G multiples are best for fsdax/devdax alignment")
+                              f"use {multiples_near(value, SECTION_SIZE)}; 1G multiples are best for fsdax/devdax "
+                              "alignment")
 
 
 @check(backend=NAME)

@@ -5,14 +5,14 @@ content is on the host's disk, so it survives a power-off. Facts: qemu docs/nvdi
 from pathlib import Path
 from typing import Iterable
 
+from ...knowledge.memory import SECTION_SIZE
 from ...knowledge.namespaces import DEFAULT_LABEL_SIZE, MIN_LABEL_SIZE
 from ...profile.errors import Problem
 from ...profile.sizes import GIB, KIB, MIB, TIB, format_size
-from ..checks import CheckContext, check
+from ..checks import CheckContext, check, multiples_near
 from . import PmemBackend, ProofExpectations, StateFile, register
 
 NAME = "nvdimm"
-SECTION_ALIGN = 128 * MIB      # DIMMs are hot-added by whole x86-64 memory sections
 LABEL_ALIGN = 4 * KIB
 # TCG's -cpu max has 40 physical address bits; QEMU puts DIMMs above RAM with 1 GiB of slack per slot.
 ADDRESS_SPACE = 1 * TIB
@@ -40,18 +40,21 @@ class NvdimmBackend(PmemBackend):
     def machine_options(self, plan) -> str:
         return ",nvdimm=on"
 
+    def max_memory(self, plan) -> int:
+        """RAM and every NVDIMM's backing file, in whole GiB: QEMU's maxmem and libvirt's maxMemory (QEMU
+        refuses maxmem == RAM)."""
+        return _round_up(plan.memory + sum(backing_size(r) for r in plan.regions), GIB)
+
     def memory_argument(self, plan) -> str:
-        # maxmem must leave room for every NVDIMM beyond the RAM (and QEMU refuses maxmem == RAM).
-        total = plan.memory + sum(backing_size(r) for r in plan.regions)
-        return f"{plan.memory // MIB}M,slots={len(plan.regions)},maxmem={_round_up(total, GIB) // MIB}M"
+        return f"{plan.memory // MIB}M,slots={len(plan.regions)},maxmem={self.max_memory(plan) // MIB}M"
 
     def state_files(self, plan) -> list[StateFile]:
-        return [StateFile(f"nvdimm{r.number}.img", backing_size(r)) for r in sorted(plan.regions, key=lambda r: r.number)]
+        return [StateFile(f"nvdimm{r.number}.img", backing_size(r)) for r in plan.regions]
 
     def qemu_arguments(self, plan, state: Path) -> list[str]:
         # QEMU places DIMMs in the order they are given: region N is the Nth NVDIMM, as the plan numbers them.
         argv = []
-        for region, file in zip(sorted(plan.regions, key=lambda r: r.number), self.state_files(plan)):
+        for region, file in zip(plan.regions, self.state_files(plan)):
             path = str(state / file.name).replace(",", ",,")
             argv += ["-object", f"memory-backend-file,id=pmem{region.number},share=on,mem-path={path},size={file.size}",
                      "-device", f"nvdimm,id=nvdimm{region.number},memdev=pmem{region.number},"
@@ -77,13 +80,11 @@ def check_regions_unplaced(ctx: CheckContext) -> Iterable[Problem]:
 @check(backend=NAME)
 def check_region_alignment(ctx: CheckContext) -> Iterable[Problem]:
     for index, region in enumerate(ctx.profile.pmem):
-        if region.size and region.size % SECTION_ALIGN:
-            down = region.size // SECTION_ALIGN * SECTION_ALIGN
-            choices = " or ".join(format_size(v) for v in (down, down + SECTION_ALIGN) if v)
+        if region.size and region.size % SECTION_SIZE:
             yield Problem(("pmem", index, "size"),
                           f"size {format_size(region.size)} is not a multiple of 128M: an NVDIMM is added to the "
                           "guest by whole memory sections (2M, the least pmem alignment, is not enough here)",
-                          f"use {choices}")
+                          f"use {multiples_near(region.size, SECTION_SIZE)}")
 
 
 @check(backend=NAME)
@@ -94,7 +95,7 @@ def check_label_size(ctx: CheckContext) -> Iterable[Problem]:
             continue
         if label < MIN_LABEL_SIZE:
             yield Problem(("pmem", index, "label_size"), f"label_size {format_size(label)} is below QEMU's minimum "
-                          "of 128K", f"use label_size: 128K (the default) or more")
+                          "of 128K", "use label_size: 128K (the default) or more")
         elif label % LABEL_ALIGN:
             yield Problem(("pmem", index, "label_size"), f"label_size {format_size(label)} is not a multiple of 4K",
                           f"use a multiple of 4K, e.g. {format_size(_round_up(label, LABEL_ALIGN))}")
