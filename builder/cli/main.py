@@ -179,6 +179,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -210,7 +216,7 @@ def _add_verify_options(parser: argparse.ArgumentParser) -> None:
                                                                    "per check, a testsuite per image)")
     parser.add_argument("--keep-going", action="store_true", help="several profiles: go on past a failed one "
                                                                   "(the exit code is still the first failure's)")
-    parser.add_argument("--jobs", type=int, metavar="N", help="several profiles: N at once (default: what this "
+    parser.add_argument("--jobs", type=_positive_count, metavar="N", help="several profiles: N at once (default: what this "
                                                               "machine allows, one build per 2 CPUs and 8 GiB)")
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from builder.cli.many import Outcome, expand, exit_code, machine_jobs, summary
 from builder.verify.junit import Suite, junit_xml
 from builder.verify.result import Check
-from conftest import PROFILES, ROOT
-from conftest import CLI_WITHOUT_ROOT_CHECK
+from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT
 
 
 def profiles(tmp_path: Path, *names: str) -> Path:
@@ -98,3 +97,12 @@ def test_jobs_2_builds_two_profiles_at_once_and_their_mkosi_runs_take_turns(env,
                    for n in ("alpha", "beta"))
     assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
     assert err.index("== alpha") < err.index("== beta")          # reported in the profiles' order
+
+
+def test_jobs_must_be_a_count(capsys):
+    import pytest
+    from builder.cli.main import main
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as caught:
+            main(["build", "--jobs", bad, str(PROFILES / "default.yaml")])
+        assert caught.value.code == 2 and "is not a whole number of 1 or more" in capsys.readouterr().err
