@@ -2,6 +2,7 @@
 checked as written: the container's format, subformat and virtual size (qemu-img info/check), the tar's
 member list, and the OVF/MF pair (every SHA256 in the manifest matches its file)."""
 
+import datetime
 import hashlib
 import json
 import os
@@ -34,8 +35,28 @@ def _expect(condition: bool, path: Path, what: str) -> None:
         raise ExportCheckFailed(f"{path.name}: {what}", "the export was removed; report this with the build log")
 
 
-def _convert(raw: Path, target: Path, image_format: str, options: tuple[str, ...], runner: Runner) -> None:
-    runner.run(["qemu-img", "convert", "-f", "raw", "-O", image_format, *options, str(raw), str(target)])
+def _convert(raw: Path, target: Path, image_format: str, options: tuple[str, ...], plan: Plan,
+             runner: Runner) -> None:
+    """qemu-img convert, made repeatable. qemu-img draws the vmdk CID and the VHD/VHDX GUIDs from GLib's
+    g_random, which seeds itself from /dev/urandom, and stamps a VHD footer with time(): here it reads a
+    stream derived from the plan's seed in place of /dev/urandom (bubblewrap) and sees SOURCE_DATE_EPOCH as
+    the wall clock (faketime, the monotonic clock left alone). So every export of one raw disk is the same
+    file, and different profiles still get different identifiers."""
+    stream = target.parent / ".qemu-img-random"
+    stream.write_bytes(_seeded_stream(f"{plan.seed}/{image_format}"))
+    when = datetime.datetime.fromtimestamp(plan.source_date_epoch, datetime.timezone.utc)
+    try:
+        runner.run(["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(stream), "/dev/urandom",
+                    "env", "TZ=UTC", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                    "faketime", "-f", when.strftime("%Y-%m-%d %H:%M:%S"),
+                    "qemu-img", "convert", "-f", "raw", "-O", image_format, *options, str(raw), str(target)])
+    finally:
+        stream.unlink(missing_ok=True)
+
+
+def _seeded_stream(seed: str, size: int = 4096) -> bytes:
+    blocks = (hashlib.sha256(f"{seed}/{n}".encode()).digest() for n in range(size // 32))
+    return b"".join(blocks)
 
 
 def _check_container(path: Path, image_format: str, virtual_size: int, runner: Runner) -> dict:
@@ -81,7 +102,7 @@ def _ova(plan: Plan, raw: Path, target: Path, scratch: Path, runner: Runner) -> 
     if made.exists():
         os.link(made, vmdk)     # the vmdk export of this very raw disk (same build directory): no second convert
     else:
-        _convert(raw, vmdk, fmt.qemu_format, fmt.qemu_options, runner)
+        _convert(raw, vmdk, fmt.qemu_format, fmt.qemu_options, plan, runner)
     capacity = raw.stat().st_size
     _check_container(vmdk, "vmdk", capacity, runner)
     ovf = scratch / f"{plan.name}.ovf"
@@ -165,7 +186,7 @@ def export(plan: Plan, raw: Path, name: str, directory: Path, runner: Runner) ->
             check_gce(partial, virtual_size)
         else:
             source, virtual_size = _azure_sized(raw, scratch, runner) if name == "vhd" else (raw, raw.stat().st_size)
-            _convert(source, partial, fmt.qemu_format, fmt.qemu_options, runner)
+            _convert(source, partial, fmt.qemu_format, fmt.qemu_options, plan, runner)
             _check_container(partial, fmt.qemu_format, virtual_size, runner)
         os.replace(partial, target)
     finally:
