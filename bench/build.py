@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Build and boot timings for a profile, as a table of medians (run as root, by hand; minutes).
 
-  cold     pmem-image build --force with an empty package cache (downloads everything)
-  warm     pmem-image build --force with the package cache filled
-  no-op    pmem-image build of the unchanged profile (output present)
-  raw      mkosi build on the same rendered tree, without pmem-image (our overhead = warm / raw)
-  proof    pmem-image verify: QEMU start to the guest's report
+  cold         pmem-image build --cold with an empty package cache (downloads everything)
+  warm         pmem-image build --cold with the package cache filled (installs every package again)
+  incremental  pmem-image build --force: the package layer is reused (no package installation)
+  pmem change  the profile with its first pmem region resized, built from the package layer
+  no-op        pmem-image build of the unchanged profile (output present)
+  raw          mkosi build on the same rendered tree, without pmem-image or its layer (overhead = warm / raw)
+  proof        pmem-image verify: QEMU start to the guest's report
 
 Usage: .venv/bin/python bench/build.py [PROFILE] [RUNS]    (default profiles/default.yaml, 3 runs)
 Uses out/bench/ as its output root. Never run it beside another build (2 cores).
@@ -21,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(ROOT / ".venv" / "bin" / "pmem-image")
 OUT = ROOT / "out" / "bench"
@@ -32,6 +36,17 @@ def timed(argv: list[str], **kwargs) -> float:
     return time.monotonic() - started
 
 
+def resized(profile: Path, directory: Path) -> Path:
+    """The profile with its first pmem region at another size (a multiple of 128M, as both backends want),
+    under another name so that it has an output of its own."""
+    data = yaml.safe_load(profile.read_text())
+    data["name"] = f"{data['name']}-resized"
+    data["pmem"][0]["size"] = "512M" if str(data["pmem"][0]["size"]) != "512M" else "768M"
+    changed = directory / profile.name
+    changed.write_text(yaml.safe_dump(data))
+    return changed
+
+
 def main() -> None:
     profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
@@ -39,12 +54,17 @@ def main() -> None:
     name = json.loads(subprocess.run([CLI, "plan", "--json", str(profile)], capture_output=True, text=True,
                                      check=True).stdout)["name"]
     cache = OUT / ".cache" / "packages"
-    rows: dict[str, list[float]] = {"cold build": [], "warm build": [], "no-op build": [], "raw mkosi build": [],
+    rows: dict[str, list[float]] = {"cold build": [], "warm build": [], "incremental build": [],
+                                    "pmem-only change": [], "no-op build": [], "raw mkosi build": [],
                                     "boot to proof": []}
     for _ in range(runs):
         shutil.rmtree(cache, ignore_errors=True)
-        rows["cold build"].append(timed([CLI, "build", "--force", str(profile)], env=env))
-        rows["warm build"].append(timed([CLI, "build", "--force", str(profile)], env=env))
+        rows["cold build"].append(timed([CLI, "build", "--cold", str(profile)], env=env))
+        rows["warm build"].append(timed([CLI, "build", "--cold", str(profile)], env=env))
+        rows["incremental build"].append(timed([CLI, "build", "--force", str(profile)], env=env))
+        shutil.rmtree(OUT / f"{name}-resized", ignore_errors=True)     # a new output each run, not a no-op
+        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+            rows["pmem-only change"].append(timed([CLI, "build", str(resized(profile, Path(tmp)))], env=env))
         rows["no-op build"].append(timed([CLI, "build", str(profile)], env=env))
         with tempfile.TemporaryDirectory(dir=OUT) as tmp:
             tree, images = Path(tmp) / "tree", Path(tmp) / "images"

@@ -60,12 +60,15 @@ FAKE_MKOSI = r"""#!/bin/sh
 [ "$1" = "--version" ] && { echo "mkosi 24.3"; exit 0; }
 echo "$*" > "$FAKE_MKOSI_STATE/args"
 while [ $# -gt 0 ]; do
-  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; --package-cache-dir) cache=$2; shift ;; esac
+  case "$1" in -C) project=$2; shift ;; --output-dir) out=$2; shift ;; --package-cache-dir) cache=$2; shift ;;
+    --cache-dir) layer=$2; shift ;; esac
   shift
 done
 name=$(sed -n 's/^ImageId=//p' "$project/mkosi.conf")
 echo "$$" > "$FAKE_MKOSI_STATE/pid"
-echo "‣ Installing Debian"
+# The incremental cache (--cache-dir): packages are installed once, then the cached tree is copied.
+if [ -n "${layer:-}" ] && [ -e "$layer/debian~x86-64.manifest" ]; then echo "‣ Copying cached trees"
+else echo "‣ Installing Debian"; fi
 [ "$name" = "${FAKE_MKOSI_FAIL_NAME:-}" ] && { echo "E: Unable to locate package nonsense"; exit 1; }
 case "$FAKE_MKOSI_MODE" in
   fail) echo "E: Unable to locate package nonsense"; echo "‣ Something broke"; exit 1 ;;
@@ -86,6 +89,7 @@ for package in $(listed Packages) $(listed BuildPackages); do
 done
 listed Packages | awk -v v="$version" 'BEGIN {printf "{\"packages\": ["} {printf "%s{\"type\": \"deb\", \"name\": \"%s\", \"version\": \"%s\", \"architecture\": \"amd64\"}", (NR > 1 ? ", " : ""), $1, v} END {print "]}"}' > "$out/$name.manifest"
 listed BuildPackages | awk -v v="$version" '{printf "%s\t%s\tamd64\n", $1, v}' > "$out/build-packages.tsv"
+[ -n "${layer:-}" ] && echo '{}' > "$layer/debian~x86-64.manifest"
 ln -s "$name.raw" "$out/$name"
 echo "‣ $out/$name.raw size is 1.9G"
 """

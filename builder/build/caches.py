@@ -12,6 +12,7 @@ from .manifest import read_manifest
 # name -> what it holds (for gc's summary)
 CACHES = {
     "packages": "downloaded distribution packages (mkosi's package cache)",
+    "layers": "installed package trees (mkosi's incremental cache), each keyed by what decides it",
     "kernel-src": "unpacked kernel sources",
     "kernel-build": "kernel build trees (O= directories)",
     "kernels": "compiled kernels, each keyed by source, .config and compiler",
@@ -23,8 +24,8 @@ CACHES = {
 
 # The lock that guards each cache: everything a kernel build touches shares one ("kernels"), since
 # prepare_kernel uses all of it in one go.
-LOCK_OF = {"packages": "packages", "kernel-src": "kernels", "kernel-build": "kernels", "kernels": "kernels",
-           "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
+LOCK_OF = {"packages": "packages", "layers": "packages", "kernel-src": "kernels", "kernel-build": "kernels",
+           "kernels": "kernels", "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
 
 
 def cache_root(out_root: Path) -> Path:
@@ -49,20 +50,23 @@ class Trimmed:
     kept: int
 
 
-def kernels_in_use(out_root: Path) -> set[str]:
-    """Kernel build keys that an existing output under out_root was built with."""
-    keys = set()
+def in_use(out_root: Path) -> dict[str, set[str]]:
+    """Per cache, the entries an existing output under out_root was built with: its compiled kernel and its
+    package layer (kept by gc, so the next build of a current output is still quick)."""
+    used: dict[str, set[str]] = {"kernels": set(), "layers": set()}
     for manifest in out_root.glob("*/manifest.json"):
-        key = (read_manifest(manifest.parent) or {}).get("kernel_build_key")
-        if key:
-            keys.add(key)
-    return keys
+        built = read_manifest(manifest.parent) or {}
+        if built.get("kernel_build_key"):
+            used["kernels"].add(built["kernel_build_key"])
+        if isinstance(built.get("package_layer"), dict):
+            used["layers"].add(built["package_layer"]["name"])
+    return used
 
 
 def gc(out_root: Path, say: Callable[[str], None]) -> list[Trimmed]:
-    """Empty every shared cache except the compiled kernels that a current output uses. Each cache is
-    trimmed under its lock, so a running build is waited for, never cut short."""
-    root, in_use, trimmed = cache_root(out_root), kernels_in_use(out_root), []
+    """Empty every shared cache except the compiled kernels and package layers that a current output uses.
+    Each cache is trimmed under its lock, so a running build is waited for, never cut short."""
+    root, used, trimmed = cache_root(out_root), in_use(out_root), []
     for name in CACHES:
         directory = root / name
         if not directory.is_dir():
@@ -71,7 +75,7 @@ def gc(out_root: Path, say: Callable[[str], None]) -> list[Trimmed]:
             freed = kept = 0
             for entry in directory.iterdir():
                 size = tree_size(entry) if entry.is_dir() else entry.stat().st_size
-                if name == "kernels" and entry.name in in_use:
+                if entry.name in used.get(name, ()):
                     kept += size
                     continue
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

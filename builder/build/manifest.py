@@ -105,7 +105,8 @@ def add_artifact(directory: Path, plan: Plan, artifact: dict) -> dict:
 
 def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profile_sha256: str,
                   seconds: float, kernel: Optional[KernelArtifact], config_release: str,
-                  final_directory: Optional[Path] = None, artifacts: tuple[dict, ...] = ()) -> dict:
+                  final_directory: Optional[Path] = None, artifacts: tuple[dict, ...] = (),
+                  package_layer: Optional[dict] = None) -> dict:
     exported = {a["file"]: a["sha256"] for a in artifacts}   # hashed when written: not read again
     images = sorted(p for p in result.iterdir()
                     if p.name.endswith(KEPT_SUFFIXES) or p.name in ("kernel.config", CONTENTS) or p.name in exported)
@@ -128,6 +129,8 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "kernel_version": plan.kernel_version,
         "kernel_build_key": kernel.key if kernel else None,
         "kernel_built_now": kernel.built if kernel else None,
+        # out/.cache/layers/NAME, and whether this build took its packages from it (gc keeps the ones in use)
+        "package_layer": package_layer,
         "kernel_fragments": plan.kernel_fragments,
         "kernel_cmdline": plan.kernel_cmdline,
         "pmem_backend": plan.pmem_backend,

@@ -71,9 +71,12 @@ def package_cache_dir(out_root: Path) -> Path:
 
 
 def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, RenderedFile],
-              kernel: Optional[KernelArtifact], extra_trees: list[str] = (), offline: bool = False) -> Path:
+              kernel: Optional[KernelArtifact], extra_trees: list[str] = (), offline: bool = False,
+              layer: Optional[Path] = None) -> Path:
     """Write the project under staging/, build it, and move what we keep into staging/result/.
-    offline: packages and their metadata from the package cache only (mkosi's CacheOnly=always)."""
+    offline: packages and their metadata from the package cache only (mkosi's CacheOnly=always).
+    layer: mkosi's incremental cache directory (build/layers.py): the installed packages are taken from it
+    when it holds them for these inputs, and saved into it when it does not."""
     project, images, result = staging / "project", staging / "images", staging / "result"
     package_cache = package_cache_dir(out_root)
     if not runner.dry_run:
@@ -82,6 +85,10 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
         images.mkdir()
         package_cache.mkdir(parents=True, exist_ok=True)
     extra = ["--extra-tree", str(kernel.tree)] if kernel else []   # the kernel pmem-image built
+    if layer is not None:
+        extra += ["--incremental=yes", "--cache-dir", str(layer)]
+        if not runner.dry_run:
+            layer.mkdir(parents=True, exist_ok=True)
     runner.run(["mkosi", "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
                 *extra, *(["--cache-only=always"] if offline else []), "--force", "build"],
                log=result / "build.log", show=_show_mkosi_step)

@@ -29,6 +29,7 @@ from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
+from .layers import drop_layer, layer_dir, layer_is_built, layer_key
 from .lock import check_against_lock
 from .mkosi import check_image_kernel, package_cache_dir, run_mkosi
 from .tree import replace_dir
@@ -106,6 +107,18 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
     return plan.kernel_sha256 or ""
 
 
+def _package_layer(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, out_root: Path, cold: bool,
+                   runner: Runner) -> tuple[Path, bool]:
+    """The package layer's directory, and whether it already holds the installed packages."""
+    layer = layer_dir(out_root, layer_key(plan, files, mkosi_version))
+    if cold:
+        drop_layer(layer)
+    reused = layer_is_built(layer)
+    runner.say(f"package layer {layer.name[:16]}: " + ("reused (no package installation)" if reused
+                                                        else "installing packages into it"))
+    return layer, reused
+
+
 def _substituted(repository: str, key: str, destination: Path, runner: Runner) -> Optional[dict]:
     runner.say(f"looking for build key {key[:16]} in {repository}")
     manifest = binary_cache.pull(repository, key, destination)
@@ -116,9 +129,10 @@ def _substituted(repository: str, key: str, destination: Path, runner: Runner) -
 
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "",
-          substitute: Optional[str] = None, offline: bool = False) -> BuildResult:
+          substitute: Optional[str] = None, offline: bool = False, cold: bool = False) -> BuildResult:
     """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built.
-    offline: install from the package cache only, no network (a locked build whose packages it holds)."""
+    offline: install from the package cache only, no network (a locked build whose packages it holds).
+    cold: install the packages afresh (drop the package layer of these inputs first)."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner))
@@ -128,7 +142,8 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             return BuildResult(directory, key, False, manifest)
         staging = out_root / f".staging-{plan.name}-DRYRUN"
         prepare_kernel(plan, out_root, runner, staging / "result")
-        run_mkosi(runner, staging, out_root, files, None, plan.extra_tree_paths)
+        run_mkosi(runner, staging, out_root, files, None, plan.extra_tree_paths,
+                  layer=layer_dir(out_root, layer_key(plan, files, mkosi_version)))
         return BuildResult(directory, key, False, {})
     out_root.mkdir(parents=True, exist_ok=True)
     with BuildLock(out_root, plan.name):
@@ -149,7 +164,9 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             with CacheLock(out_root, "kernels", runner.say):
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             with CacheLock(out_root, "packages", runner.say):
-                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline)
+                layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
+                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline,
+                                       layer)
                 if plan.locked_packages:
                     check_against_lock(plan, result_dir, package_cache_dir(out_root))
             kernel_release = check_image_kernel(plan, result_dir, kernel)
@@ -160,7 +177,8 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             write_contents(result_dir, raw, table, runner)
             artifacts = tuple(export(plan, raw, name, result_dir, runner) for name in plan.formats)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
-                                     time.time() - started, kernel, kernel_release, directory, artifacts)
+                                     time.time() - started, kernel, kernel_release, directory, artifacts,
+                                     {"name": layer.name, "reused": reused})
             replace_dir(result_dir, directory)
         except PmemImageError as error:
             error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)

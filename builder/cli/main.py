@@ -87,7 +87,8 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
-                   force=args.force, profile_sha256=profile_sha, substitute=args.substitute, offline=args.offline)
+                   force=args.force or args.cold, profile_sha256=profile_sha, substitute=args.substitute,
+                   offline=args.offline, cold=args.cold)
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
                           "manifest": result.manifest}, indent=2))
@@ -251,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     build_.add_argument("profiles", type=Path, nargs="+", metavar="PROFILE",
                         help="profile files, or directories of them (built in order, a summary at the end)")
     build_.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    build_.add_argument("--cold", action="store_true", help="rebuild from scratch: install the packages afresh "
+                        "instead of reusing the package layer (implies --force)")
     build_.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     build_.add_argument("--verify", action="store_true", help="then boot it in QEMU and prove pmem + DAX")
     build_.add_argument("--offline", action="store_true", help="no network: packages and their lists from the "

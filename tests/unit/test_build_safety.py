@@ -266,3 +266,44 @@ def test_two_profiles_sharing_a_kernel_build_it_once_in_turn(env, tmp_path):
     compilations = list((Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "kernel-build").glob("*/compilations"))
     assert len(compilations) == 1 and compilations[0].read_text().count("compiled by 65534") == 1
     assert "cached build" in text_a + text_b and "waiting for the shared kernels cache" in text_a + text_b
+
+
+def _layer(env: dict) -> dict:
+    return json.loads((output(env) / "manifest.json").read_text())["package_layer"]
+
+
+def test_a_pmem_only_change_reuses_the_package_layer_and_a_package_change_does_not(env, tmp_path):
+    """The package layer (mkosi's incremental cache) is keyed by what decides the installed packages: a new
+    memory layout, command line or name reuses it; another package list installs into a new one."""
+    code, text = finish(build(env))
+    first = _layer(env)
+    assert code == 0 and not first["reused"] and "Installing Debian" in text, text
+    assert f"--incremental=yes --cache-dir {Path(env['PMEM_IMAGE_OUT'])}/.cache/layers/{first['name']}" in \
+        (Path(env["FAKE_MKOSI_STATE"]) / "args").read_text()
+    resized = tmp_path / "resized.yaml"
+    resized.write_text((PROFILES / "default.yaml").read_text().replace("size: 1G", "size: 512M")
+                       .replace("cmdline: []", "cmdline: [quiet]"))
+    code, text = finish(build(env, profile=resized))
+    assert code == 0 and _layer(env) == {**first, "reused": True}, text
+    assert "Copying cached trees" in text and "Installing Debian" not in text and "reused" in text
+    more = tmp_path / "more.yaml"
+    more.write_text((PROFILES / "default.yaml").read_text() + "packages: [strace]\n")
+    code, text = finish(build(env, profile=more))
+    assert code == 0 and "Installing Debian" in text and _layer(env)["name"] != first["name"], text
+
+
+def test_cold_installs_the_packages_again(env):
+    assert finish(build(env))[0] == 0
+    code, text = finish(build(env, "--cold"))
+    assert code == 0 and "Installing Debian" in text and not _layer(env)["reused"], text
+
+
+def test_gc_keeps_the_package_layers_current_outputs_use(env, tmp_path):
+    from builder.cli.main import main
+    assert finish(build(env))[0] == 0
+    layers = Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "layers"
+    stale = layers / "0123456789abcdef0123456789abcdef"
+    stale.mkdir()
+    (stale / "debian~x86-64.manifest").write_text("{}")
+    assert main(["gc", "--out", env["PMEM_IMAGE_OUT"]]) == 0
+    assert sorted(p.name for p in layers.iterdir()) == [_layer(env)["name"]]
