@@ -87,21 +87,54 @@ def test_unchanged_profile_is_a_no_op():
     print(f"no-op rebuild took {time.monotonic() - started:.2f}s")
 
 
-def test_a_forced_rebuild_is_bit_identical(tmp_path):
-    """The same profile built again from scratch gives the same bytes: raw disk, kernel, initrd (and the same
-    files and partition table in contents.json); on a difference `pmem-image diff` says where."""
+def _saved_build(tmp_path: Path, name: str = "default") -> Path:
     before = tmp_path / "before"
     before.mkdir()
-    for name in ("manifest.json", "default.manifest", "contents.json"):
-        shutil.copy(OUT / "default" / name, before / name)
+    for file in ("manifest.json", f"{name}.manifest", "contents.json"):
+        shutil.copy(OUT / name / file, before / file)
+    return before
+
+
+def _assert_identical(before: Path, name: str = "default") -> str:
+    """pmem-image diff of the saved build and the new one; on a difference its output says where."""
+    diff = subprocess.run([str(PMEM_IMAGE), "diff", str(before), str(OUT / name)], capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert "identical: every artifact has the same sha256" in diff.stdout and "not compared" not in diff.stdout
+    return diff.stdout.splitlines()[-1]
+
+
+def test_a_forced_rebuild_from_the_package_layer_is_bit_identical(tmp_path):
+    """The same profile built again gives the same bytes: raw disk, kernel, initrd (and the same files and
+    partition table in contents.json). The rebuild takes its packages from the package layer the first build
+    installed into, so this also shows a layer-based build equal to a from-scratch one (in CI the session's
+    first build of default is from scratch: out/ starts empty)."""
+    before = _saved_build(tmp_path)
     started = time.monotonic()
     result = pmem_image("build", "--force", str(PROFILES / "default.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
-    diff = subprocess.run([str(PMEM_IMAGE), "diff", str(before), str(OUT / "default")], capture_output=True,
-                          text=True)
-    assert diff.returncode == 0, diff.stdout + diff.stderr
-    assert "identical: every artifact has the same sha256" in diff.stdout and "not compared" not in diff.stdout
-    print(f"\nforced rebuild {time.monotonic() - started:.0f} s, bit-identical: {diff.stdout.splitlines()[-1]}")
+    assert json.loads((OUT / "default" / "manifest.json").read_text())["package_layer"]["reused"], result.stderr
+    print(f"\nforced rebuild {time.monotonic() - started:.0f} s, bit-identical: {_assert_identical(before)}")
+
+
+def test_a_pmem_only_change_reuses_the_package_layer(tmp_path):
+    """Another memory layout and command line (a profile of its own, so the shared default stays): no
+    package is installed, the layer of default's build is copied; the new image has the new layout."""
+    profile = tmp_path / "default-resized.yaml"
+    profile.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: default-resized")
+                       .replace("size: 1G", "size: 768M").replace("cmdline: []", "cmdline: [quiet]"))
+    started = time.monotonic()
+    result = pmem_image("build", str(profile))
+    seconds = time.monotonic() - started
+    try:
+        assert result.returncode == 0, result.stderr[-3000:]
+        manifest = json.loads((OUT / "default-resized" / "manifest.json").read_text())
+        default = json.loads((OUT / "default" / "manifest.json").read_text())
+        assert manifest["package_layer"] == {**default["package_layer"], "reused": True}
+        assert "Installing Debian" not in result.stderr and "Copying cached trees" in result.stderr
+        assert manifest["memmap"] == ["memmap=768M!4G"] and "quiet" in manifest["kernel_cmdline"]
+        print(f"\npmem-only change rebuilt in {seconds:.1f} s from the package layer")
+    finally:
+        shutil.rmtree(OUT / "default-resized", ignore_errors=True)
 
 
 def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
@@ -112,17 +145,14 @@ def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
     profile.write_text((PROFILES / "default.yaml").read_text())
     locked = pmem_image("lock", str(profile))
     assert locked.returncode == 0, locked.stderr
-    before = tmp_path / "before"
-    before.mkdir()
-    for name in ("manifest.json", "default.manifest", "contents.json"):
-        shutil.copy(OUT / "default" / name, before / name)
+    before = _saved_build(tmp_path)
     started = time.monotonic()
     offline = subprocess.run(["unshare", "--net", str(PMEM_IMAGE), "build", "--offline", str(profile)],
                              capture_output=True, text=True, timeout=1800, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
     assert offline.returncode == 0, offline.stderr[-4000:]
-    diff = subprocess.run([str(PMEM_IMAGE), "diff", str(before), str(OUT / "default")], capture_output=True,
-                          text=True)
-    assert diff.returncode == 0, diff.stdout + diff.stderr
+    # The lock's pins are part of the package layer's key: this build installed every package afresh.
+    assert not json.loads((OUT / "default" / "manifest.json").read_text())["package_layer"]["reused"]
+    _assert_identical(before)
     print(f"\nlocked offline build {time.monotonic() - started:.0f} s, "
           f"{len(json.loads(profile.with_suffix('.lock').read_text())['packages'])} packages, bit-identical")
 
