@@ -89,7 +89,14 @@ for package in $(listed Packages) $(listed BuildPackages); do
 done
 listed Packages | awk -v v="$version" 'BEGIN {printf "{\"packages\": ["} {printf "%s{\"type\": \"deb\", \"name\": \"%s\", \"version\": \"%s\", \"architecture\": \"amd64\"}", (NR > 1 ? ", " : ""), $1, v} END {print "]}"}' > "$out/$name.manifest"
 listed BuildPackages | awk -v v="$version" '{printf "%s\t%s\tamd64\n", $1, v}' > "$out/build-packages.tsv"
-[ -n "${layer:-}" ] && echo '{}' > "$layer/debian~x86-64.manifest"
+if [ -n "${layer:-}" ]; then
+  # The default initrd's tree in the layer keeps its dpkg database: one package only the initrd has.
+  mkdir -p "$layer/debian~x86-64~default-initrd.cache/var/lib/dpkg"
+  printf 'Package: lvm2\nStatus: install ok installed\nVersion: %s\nArchitecture: amd64\n\n' "$version" \
+    > "$layer/debian~x86-64~default-initrd.cache/var/lib/dpkg/status"
+  printf 'lvm2 %s' "$version" > "$cache/cache/apt/archives/lvm2_${version}_amd64.deb"
+  echo '{}' > "$layer/debian~x86-64.manifest"
+fi
 ln -s "$name.raw" "$out/$name"
 echo "‣ $out/$name.raw size is 1.9G"
 """

@@ -1,6 +1,7 @@
-"""Locked inputs: `pmem-image lock` records a build's exact package set (image and build overlay: name,
-version, architecture, the sha256 of the package file in the package cache); a build with the lock checks
-that it got exactly that (versions from mkosi's manifest and the overlay's dpkg list, files by sha256)."""
+"""Locked inputs: `pmem-image lock` records a build's exact package set (image, build overlay and default
+initrd: name, version, architecture, the sha256 of the package file in the package cache); a build with the
+lock checks that it got exactly that (versions from mkosi's manifest and the overlay's and initrd's dpkg
+lists, files by sha256)."""
 
 import json
 from pathlib import Path
@@ -9,9 +10,11 @@ from .. import __version__
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..profile.lock import LockedPackage, PackageLock
+from ..runner import Runner
 from .hashing import sha256_file
 
 BUILD_PACKAGES = "build-packages.tsv"      # written by mkosi.build.chroot: the overlay's dpkg list
+INITRD_PACKAGES = "initrd-packages.tsv"    # written after mkosi from the initrd's tree in the package layer
 ARCHIVES = Path("cache/apt/archives")      # where apt keeps package files in mkosi's package cache
 
 
@@ -24,11 +27,25 @@ def installed(directory: Path, name: str) -> dict[str, tuple[str, str, str]]:
         raise PmemImageError(f"{directory} has no package manifest ({name}.manifest)",
                              "build the profile (pmem-image build), then lock it") from None
     found = {p["name"]: (p["version"], p["architecture"], "image") for p in packages}
-    overlay = directory / BUILD_PACKAGES
-    for line in overlay.read_text().splitlines() if overlay.exists() else ():
-        package, version, architecture = line.split("\t")
-        found.setdefault(package, (version, architecture, "build"))
+    for listing, scope in ((BUILD_PACKAGES, "build"), (INITRD_PACKAGES, "initrd")):
+        path = directory / listing
+        for line in path.read_text().splitlines() if path.exists() else ():
+            package, version, architecture = line.split("\t")
+            found.setdefault(package, (version, architecture, scope))
     return found
+
+
+def write_initrd_packages(layer: Path, result: Path, runner: Runner) -> None:
+    """The packages of mkosi's default initrd (lvm2 and others the image may lack), from the dpkg database
+    of the initrd's tree that mkosi keeps in the package layer (the initrd itself has none left)."""
+    databases = sorted(layer.glob("*~default-initrd.cache/var/lib/dpkg"))
+    if not databases:
+        raise PmemImageError(f"the package layer {layer} holds no default-initrd tree",
+                             "mkosi 24.x keeps one with --incremental; rebuild with build --cold")
+    listed = runner.capture(["dpkg-query", "--admindir", str(databases[0]), "-W",
+                             "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"])
+    rows = sorted(line.split("\t", 1)[1] for line in listed.splitlines() if line.startswith("ii"))
+    (result / INITRD_PACKAGES).write_text("".join(row + "\n" for row in rows))
 
 
 def package_file(name: str, version: str, architecture: str) -> str:

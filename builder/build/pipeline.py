@@ -30,7 +30,7 @@ from .manifest import file_stamp, read_manifest, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
 from .layers import drop_layer, layer_dir, layer_is_built, layer_key
-from .lock import check_against_lock
+from .lock import check_against_lock, write_initrd_packages
 from .mkosi import check_image_kernel, package_cache_dir, run_mkosi
 from .tree import replace_dir
 
@@ -167,6 +167,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
                 result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline,
                                        layer)
+                write_initrd_packages(layer, result_dir, runner)
                 if plan.locked_packages:
                     check_against_lock(plan, result_dir, package_cache_dir(out_root))
             kernel_release = check_image_kernel(plan, result_dir, kernel)

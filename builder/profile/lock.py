@@ -1,5 +1,5 @@
-"""PROFILE.lock: the exact package set a profile was built with (every package of the image and of the build
-overlay, with version, architecture and the sha256 of its package file), the kernel source's sha256 and
+"""PROFILE.lock: the exact package set a profile was built with (every package of the image, of the build
+overlay and of the default initrd, with version, architecture and the sha256 of its package file), the kernel source's sha256 and
 the tool versions. Written by `pmem-image lock` from a build; read beside the profile by every command."""
 
 import json
@@ -18,7 +18,7 @@ class LockedPackage(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9+.-]*$")
     version: str = Field(pattern=r"^[A-Za-z0-9.+~:-]+$")
     architecture: str = Field(pattern=r"^[a-z0-9-]+$")
-    scope: Literal["image", "build"]           # in the image, or only in mkosi's build overlay
+    scope: Literal["image", "build", "initrd"]   # in the image, else in mkosi's build overlay, else in the initrd
     file: str
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
