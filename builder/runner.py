@@ -6,6 +6,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ class Runner:
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stderr)
     started: float = field(default_factory=time.monotonic)
+    # Children of run() still going: commands run from worker threads (the exports) are stopped from the
+    # main thread by stop_all() when it is interrupted or another worker failed.
+    _live: set = field(default_factory=set, repr=False)
+    _live_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=self.out, flush=True)
@@ -48,6 +53,8 @@ class Runner:
         log_file = open(log, "a", encoding="utf-8") if log else None
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        with self._live_lock:
+            self._live.add(process)
         try:
             for line in process.stdout:
                 line = line.rstrip("\n")
@@ -60,10 +67,19 @@ class Runner:
             returncode = process.wait()
         finally:
             stop(process)
+            with self._live_lock:
+                self._live.discard(process)
             if log_file:
                 log_file.close()
         if returncode != 0:
             raise CommandFailed(argv, returncode, list(tail), step, log)
+
+    def stop_all(self) -> None:
+        """Stop every child that run() started and has not finished (from any thread)."""
+        with self._live_lock:
+            live = list(self._live)
+        for process in live:
+            stop(process, grace=2.0)
 
     def capture(self, argv: list[str], *, check: bool = True, timeout: Optional[float] = None,
                 cwd: Optional[Path] = None) -> str:

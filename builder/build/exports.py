@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import tarfile
+import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -194,3 +196,50 @@ def export(plan: Plan, raw: Path, name: str, directory: Path, runner: Runner) ->
     return {"format": name, "file": target.name, "size": target.stat().st_size, "sha256": sha256_file(target),
             "virtual_size": virtual_size, "bus": boot_bus(name, plan.firmware), "platform": fmt.platform,
             "seconds": round(time.monotonic() - started, 1)}
+
+
+# Slowest first (each is one single-threaded compressor: gzip, zlib for vmdk and qcow2), so two workers
+# finish together; ova follows vmdk in the same worker, since it packs the vmdk export's file.
+_SLOWEST_FIRST = ("gce", "vmdk", "qcow2", "vhd", "vhdx", "ova")
+WORKERS = 2
+
+
+def export_all(plan: Plan, raw: Path, directory: Path, runner: Runner, workers: int = WORKERS) -> tuple[dict, ...]:
+    """Every export the plan asks for, `workers` at a time, as manifest entries in the plan's order. A
+    failure or an interrupt stops the exports still running and starts no other."""
+    chains = [[name] for name in _SLOWEST_FIRST if name in plan.formats and name != "ova"]
+    if "ova" in plan.formats:
+        vmdk = next((chain for chain in chains if chain == ["vmdk"]), None)
+        if vmdk is not None:
+            vmdk.append("ova")
+        else:
+            chains.append(["ova"])
+    entries: dict[str, dict] = {}
+    cancelled = threading.Event()
+
+    def run_chain(chain: list[str]) -> None:
+        try:
+            for name in chain:
+                if cancelled.is_set():
+                    return
+                entries[name] = export(plan, raw, name, directory, runner)
+        except BaseException:
+            cancelled.set()         # before this worker takes the next chain
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export")
+    try:
+        futures = [pool.submit(run_chain, chain) for chain in chains]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()
+        for future in futures:
+            future.result()
+    except BaseException:
+        cancelled.set()
+        runner.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return tuple(entries[name] for name in plan.formats)

@@ -23,7 +23,7 @@ from ..render.outputs import RenderedFile
 from ..runner import Runner
 from .locks import BuildLock, CacheLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
-from .exports import export
+from .exports import export_all
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
 from .manifest import file_stamp, read_manifest, write_results
@@ -176,7 +176,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             # The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself.
             clamp_fat_label(raw, table, plan.source_date_epoch)
             write_contents(result_dir, raw, table, runner)
-            artifacts = tuple(export(plan, raw, name, result_dir, runner) for name in plan.formats)
+            artifacts = export_all(plan, raw, result_dir, runner)
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release, directory, artifacts,
                                      {"name": layer.name, "reused": reused})

@@ -219,3 +219,18 @@ def test_another_profile_gets_other_disk_identifiers(tmp_path, plan):
             entry = exports.export(p, fake_raw(directory, 64 * MIB), name, directory, Runner(out=io.StringIO()))
             ids.append(_identifiers(directory / entry["file"], name))
         assert ids[0] != ids[1] and len(set(ids[0])) > 1, (name, ids)
+
+
+def test_all_exports_two_at_a_time_equal_one_at_a_time(tmp_path, plan):
+    """export_all runs two workers: the files are the same bytes as exported one by one, the entries come
+    in the plan's order, and the ova packs the vmdk export (4 qemu-img conversions for 6 formats)."""
+    wanted = ["vhdx", "ova", "qcow2", "gce", "vmdk", "vhd"]
+    several = plan.model_copy(update={"formats": wanted})
+    one_by_one = _export_all(tmp_path / "sequential", plan)
+    directory = tmp_path / "parallel"
+    directory.mkdir()
+    runner = Runner(out=io.StringIO())
+    entries = exports.export_all(several, fake_raw(directory, 64 * MIB), directory, runner)
+    assert [e["format"] for e in entries] == wanted
+    assert {e["format"]: e["sha256"] for e in entries} == one_by_one
+    assert runner.out.getvalue().count(" qemu-img convert ") == 4
