@@ -52,7 +52,7 @@ def main() -> None:
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
     name = json.loads(subprocess.run([CLI, "plan", "--json", str(profile)], capture_output=True, text=True,
-                                     check=True).stdout)["name"]
+                                     check=True).stdout)["identity"]["name"]
     cache = OUT / ".cache" / "packages"
     rows: dict[str, list[float]] = {"cold build": [], "warm build": [], "incremental build": [],
                                     "pmem-only change": [], "no-op build": [], "raw mkosi build": [],
