@@ -51,8 +51,13 @@ class Runner:
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         step = ""
         log_file = open(log, "a", encoding="utf-8") if log else None
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        try:
+            process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        except FileNotFoundError:
+            if log_file:
+                log_file.close()
+            raise _missing(argv[0]) from None
         with self._live_lock:
             self._live.add(process)
         try:
@@ -92,8 +97,11 @@ class Runner:
     def query(self, argv: list[str], *, timeout: Optional[float] = None, cwd: Optional[Path] = None
               ) -> subprocess.CompletedProcess:
         """Run a short command quietly and return its exit code, stdout and stderr (text) whatever they are."""
-        return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd,
+                                  stdin=subprocess.DEVNULL)
+        except FileNotFoundError:
+            raise _missing(argv[0]) from None
 
     def interactive(self, argv: list[str]) -> int:
         """Run a command on this terminal (its output is the user's) and return its exit code."""
@@ -110,6 +118,12 @@ class Runner:
             return None
         return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL if quiet else subprocess.PIPE, start_new_session=True)
+
+
+def _missing(tool: str) -> PmemImageError:
+    """A tool that is not installed is a tool failure (exit 3) with the way to get it, not a traceback."""
+    return PmemImageError(f"{tool} is not installed (or not on PATH)",
+                          "run scripts/bootstrap as root: it installs every tool pmem-image runs")
 
 
 def stop(process: subprocess.Popen, grace: float = 10.0) -> None:

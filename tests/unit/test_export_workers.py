@@ -1,4 +1,5 @@
-"""export_all's two workers: a failing export stops the one still running and starts no other."""
+"""export_all's two workers (a failing export stops the one still running and starts no other), and the
+runner's answer to a tool that is not installed."""
 
 import io
 import time
@@ -28,3 +29,13 @@ def test_a_failed_export_stops_the_other_worker_and_starts_nothing_else(tmp_path
         exports.export_all(plan, tmp_path / "disk.raw", tmp_path, runner)
     assert time.monotonic() - began < 10, "the sleeping export was not stopped"
     assert sorted(started) == ["gce", "qcow2"] and not runner._live
+
+
+def test_a_missing_tool_is_a_tool_failure_with_a_hint_not_a_traceback(tmp_path):
+    from builder.profile.errors import EXIT_TOOL_FAILED, PmemImageError
+    runner = Runner(out=io.StringIO())
+    for call in (lambda: runner.run(["pmem-image-no-such-tool", "x"], log=tmp_path / "log"),
+                 lambda: runner.capture(["pmem-image-no-such-tool"])):
+        with pytest.raises(PmemImageError, match="pmem-image-no-such-tool is not installed") as caught:
+            call()
+        assert caught.value.exit_code == EXIT_TOOL_FAILED and "bootstrap" in caught.value.hint
