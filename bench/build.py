@@ -25,6 +25,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from builder.build.mkosi import mkosi_executable  # noqa: E402  (the bench runs from the checkout)
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = str(ROOT / ".venv" / "bin" / "pmem-image")
 OUT = ROOT / "out" / "bench"
@@ -70,7 +73,7 @@ def main() -> None:
             tree, images = Path(tmp) / "tree", Path(tmp) / "images"
             subprocess.run([CLI, "render", str(profile), "-o", str(tree)], check=True, capture_output=True)
             images.mkdir()
-            rows["raw mkosi build"].append(timed(["mkosi", "-C", str(tree), "--output-dir", str(images),
+            rows["raw mkosi build"].append(timed([mkosi_executable(), "-C", str(tree), "--output-dir", str(images),
                                                   "--package-cache-dir", str(cache), "--force", "build"]))
         result = subprocess.run([CLI, "verify", "--json", str(profile)], env=env, capture_output=True, text=True)
         rows["boot to proof"].append(json.loads(result.stdout)["boot_seconds"])

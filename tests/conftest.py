@@ -119,7 +119,8 @@ def env(tmp_path: Path) -> dict:
     config.write_text("".join(f"CONFIG_{s}={v}\n" for s, v in plan_of_file(PROFILES / "default.yaml")[0]
                               .kernel_options.items()))
     return {**os.environ, "FAKE_KERNEL_CONFIG": str(config), "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_MKOSI_STATE": str(state),
-            "FAKE_MKOSI_MODE": "ok", "FAKE_MKOSI_TAG": "1", "PMEM_IMAGE_OUT": str(tmp_path / "out")}
+            "FAKE_MKOSI_MODE": "ok", "FAKE_MKOSI_TAG": "1", "PMEM_IMAGE_OUT": str(tmp_path / "out"),
+            "PMEM_IMAGE_TOOLS": str(bin_dir)}
 
 
 # The CLI with its root check stubbed out: with the stand-in mkosi nothing needs root, so this suite runs

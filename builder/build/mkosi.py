@@ -20,11 +20,30 @@ KEPT_SUFFIXES = (".raw", ".vmlinuz", ".initrd", ".manifest")
 CONTENT_LISTINGS = ("contents.tsv", "contents.sha256", "build-packages.tsv")
 
 
+def tools_dir() -> Optional[Path]:
+    """pmem-image's private prefix (scripts/bootstrap unpacks it): mkosi 24.3 and the newer tools it needs
+    (systemd-repart & co. 254, mke2fs 1.47.2), so the host's own systemd and e2fsprogs stay as they are.
+    $PMEM_IMAGE_TOOLS names another one (the tests' stand-in mkosi)."""
+    configured = os.environ.get("PMEM_IMAGE_TOOLS")
+    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / ".tools" / "bin"
+    return path if path.is_dir() else None
+
+
+def mkosi_executable() -> str:
+    """The prefix's mkosi, else one on PATH."""
+    tools = tools_dir()
+    if tools is not None and (tools / "mkosi").is_file():
+        return str(tools / "mkosi")
+    found = shutil.which("mkosi")
+    if found is None:
+        raise PmemImageError("mkosi is not installed", "run scripts/bootstrap (as root): it unpacks mkosi 24.3 "
+                                                       "into .tools/")
+    return found
+
+
 def mkosi_version(runner: Runner) -> str:
-    """The installed mkosi's version; 24.x is what the renderer writes for."""
-    if shutil.which("mkosi") is None:
-        raise PmemImageError("mkosi is not installed", "run scripts/bootstrap (as root) to install mkosi 24.3")
-    version = runner.capture(["mkosi", "--version"]).split()[-1]
+    """The mkosi's version; 24.x is what the renderer writes for."""
+    version = runner.capture([mkosi_executable(), "--version"]).split()[-1]
     if not version.startswith(SUPPORTED_SERIES):
         raise PmemImageError(f"mkosi {version} found; pmem-image renders for mkosi 24.x",
                              "run scripts/bootstrap to install mkosi 24.3 from bookworm-backports")
@@ -85,11 +104,13 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
         images.mkdir()
         package_cache.mkdir(parents=True, exist_ok=True)
     extra = ["--extra-tree", str(kernel.tree)] if kernel else []   # the kernel pmem-image built
+    if (tools := tools_dir()) is not None:
+        extra += ["--extra-search-path", str(tools)]   # mkosi runs the prefix's tools before the host's
     if layer is not None:
         extra += ["--incremental=yes", "--cache-dir", str(layer)]
         if not runner.dry_run:
             layer.mkdir(parents=True, exist_ok=True)
-    runner.run(["mkosi", "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
+    runner.run([mkosi_executable(), "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
                 *extra, *(["--cache-only=always"] if offline else []), "--force", "build"],
                log=result / "build.log", show=_show_mkosi_step)
     if runner.dry_run:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.build.mkosi import mkosi_executable
 from builder.render.outputs import render
 from builder.build.tree import write_tree
 from conftest import FIXTURES, PROFILES, plan_of_file
@@ -27,7 +28,8 @@ def trees(tmp_path_factory) -> dict[str, tuple]:
 
 
 def mkosi_summary(directory: Path) -> dict:
-    result = subprocess.run(["mkosi", "-C", str(directory), "--json", "summary"], capture_output=True, text=True)
+    result = subprocess.run([mkosi_executable(), "-C", str(directory), "--json", "summary"], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
     assert "Unknown setting" not in result.stderr and "is not valid in" not in result.stderr, result.stderr
     return json.loads(result.stdout)["Images"][0]
@@ -144,7 +146,7 @@ def test_access_fields_render_what_mkosi_and_shellcheck_accept(tmp_path):
         "packages: [fio]\nextra_trees: [overlay]\nssh: true\ndisk: {size: 4G}\nconsole_autologin: true\n",
         str(tmp_path / "p.yaml"))
     write_tree(render(plan), tmp_path / "tree")
-    summary = subprocess.run(["mkosi", "-C", str(tmp_path / "tree"), "--json", "summary"], capture_output=True,
+    summary = subprocess.run([mkosi_executable(), "-C", str(tmp_path / "tree"), "--json", "summary"], capture_output=True,
                              text=True, check=True)
     image = json_.loads(summary.stdout)["Images"][0]
     assert image["Autologin"] is True and "fio" in image["Packages"] and "openssh-server" in image["Packages"]

@@ -184,7 +184,8 @@ def test_distro_kernel_missing_a_required_option_fails_the_build(env, tmp_path):
 
 def test_dry_run_prints_the_mkosi_command_and_writes_nothing(env):
     code, text = finish(build(env, "--dry-run"))
-    assert code == 0 and "$ mkosi -C " in text and "--package-cache-dir" in text
+    assert code == 0 and f"$ {env['PMEM_IMAGE_TOOLS']}/mkosi -C " in text and "--package-cache-dir" in text
+    assert f"--extra-search-path {env['PMEM_IMAGE_TOOLS']}" in text    # the prefix's systemd-repart & co.
     assert not Path(env["PMEM_IMAGE_OUT"]).exists()
 
 
