@@ -110,6 +110,9 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
         extra += ["--incremental=yes", "--cache-dir", str(layer)]
         if not runner.dry_run:
             layer.mkdir(parents=True, exist_ok=True)
+    # mkosi's workspace (the image tree while it is built) inside staging/: a killed build leaves nothing in
+    # /var/tmp, since the next build removes the staging directory whole.
+    extra += ["--workspace-dir", str(staging)]
     runner.run([mkosi_executable(), "-C", str(project), "--output-dir", str(images), "--package-cache-dir", str(package_cache),
                 *extra, *(["--cache-only=always"] if offline else []), "--force", "build"],
                log=result / "build.log", show=_show_mkosi_step)

@@ -186,8 +186,12 @@ def test_image_is_golden_clean():
 
 
 def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
+    """Interrupted while apt installs (--cold: the package layer would skip that step): exit 130, the earlier
+    output as it was, and nothing of the build left: no staging directory, no process, no mkosi workspace
+    (mkosi works inside the staging directory, not in /var/tmp)."""
     before = (OUT / "default" / "manifest.json").read_text()
-    process = subprocess.Popen([str(PMEM_IMAGE), "build", "--force", str(PROFILES / "default.yaml")],
+    workspaces = set(Path("/var/tmp").glob("mkosi-workspace-*"))
+    process = subprocess.Popen([str(PMEM_IMAGE), "build", "--cold", str(PROFILES / "default.yaml")],
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
     seen = []
     for line in process.stderr:
@@ -200,6 +204,7 @@ def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
     assert (OUT / "default" / "manifest.json").read_text() == before
     assert list(OUT.glob(".staging-*")) == []
     assert subprocess.run(["pgrep", "-f", f"{OUT}/.staging-"], capture_output=True).returncode == 1
+    assert set(Path("/var/tmp").glob("mkosi-workspace-*")) <= workspaces
 
 
 def test_kernel_built_from_debian_source_boots_and_proves():
