@@ -157,6 +157,17 @@ def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
           f"{len(json.loads(profile.with_suffix('.lock').read_text())['packages'])} packages, bit-identical")
 
 
+def test_mkosi_ran_the_private_prefixs_tools_not_the_hosts():
+    """bootstrap unpacks mkosi's newer tools into .tools/ instead of upgrading the host (systemd 252 and
+    e2fsprogs 1.47.0 on bookworm): the default build's log shows the prefix's mke2fs formatting the root."""
+    tools = ROOT / ".tools" / "bin"
+    prefix = subprocess.run([str(tools / "mke2fs"), "-V"], capture_output=True, text=True).stderr.split("(")[0].strip()
+    assert prefix.startswith("mke2fs 1.47") and prefix in (OUT / "default" / "build.log").read_text()
+    args = f"--extra-search-path {tools}"
+    assert args in subprocess.run([str(PMEM_IMAGE), "build", "--dry-run", "--force", str(PROFILES / "default.yaml")],
+                                  capture_output=True, text=True).stderr
+
+
 def test_image_is_golden_clean():
     """No root password, no machine-id baked in, serial console and no firstboot prompt on the cmdline."""
     source, _ = root_filesystem(OUT / "default" / "default.raw")
