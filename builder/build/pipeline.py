@@ -167,7 +167,8 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
                 result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline,
                                        layer)
-                write_initrd_packages(layer, result_dir, runner)
+                if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
+                    write_initrd_packages(layer, result_dir, runner)
                 if plan.locked_packages:
                     check_against_lock(plan, result_dir, package_cache_dir(out_root))
             kernel_release = check_image_kernel(plan, result_dir, kernel)

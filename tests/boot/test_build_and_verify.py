@@ -137,6 +137,22 @@ def test_a_pmem_only_change_reuses_the_package_layer(tmp_path):
         shutil.rmtree(OUT / "default-resized", ignore_errors=True)
 
 
+def test_another_profile_directory_and_output_root_give_the_same_bytes(tmp_path):
+    """default.yaml copied elsewhere and built into another output root (sharing only the package store and
+    layers, so it takes seconds): no path of the build reaches the image, it is bit-identical."""
+    other = tmp_path / "elsewhere" / "out"
+    other.mkdir(parents=True)
+    (other / ".cache").symlink_to(OUT / ".cache")
+    profile = tmp_path / "elsewhere" / "default.yaml"
+    profile.write_text((PROFILES / "default.yaml").read_text())
+    built = subprocess.run([str(PMEM_IMAGE), "build", str(profile)], capture_output=True, text=True, timeout=1800,
+                           env={**os.environ, "PMEM_IMAGE_OUT": str(other)})
+    assert built.returncode == 0, built.stderr[-3000:]
+    diff = subprocess.run([str(PMEM_IMAGE), "diff", str(OUT / "default"), str(other / "default")],
+                          capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+
+
 def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
     """lock the default build, then build the locked profile again with no network at all (a network
     namespace without a route; packages and lists from the package store): it succeeds, and the image is
