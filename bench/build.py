@@ -54,9 +54,11 @@ def main() -> None:
     profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
-    name = json.loads(subprocess.run([CLI, "plan", "--json", str(profile)], capture_output=True, text=True,
-                                     check=True).stdout)["identity"]["name"]
+    identity = json.loads(subprocess.run([CLI, "plan", "--json", str(profile)], capture_output=True, text=True,
+                                         check=True).stdout)["identity"]
+    name = identity["name"]
     cache = OUT / ".cache" / "packages"
+    release_cache = cache / f"{identity['distribution']}~{identity['release']}"   # the build's, for raw mkosi
     rows: dict[str, list[float]] = {"cold build": [], "warm build": [], "incremental build": [],
                                     "pmem-only change": [], "no-op build": [], "raw mkosi build": [],
                                     "boot to proof": []}
@@ -74,7 +76,7 @@ def main() -> None:
             subprocess.run([CLI, "render", str(profile), "-o", str(tree)], check=True, capture_output=True)
             images.mkdir()
             rows["raw mkosi build"].append(timed([mkosi_executable(), "-C", str(tree), "--output-dir", str(images),
-                                                  "--package-cache-dir", str(cache), "--force", "build"]))
+                                                  "--package-cache-dir", str(release_cache), "--force", "build"]))
         result = subprocess.run([CLI, "verify", "--json", str(profile)], env=env, capture_output=True, text=True)
         rows["boot to proof"].append(json.loads(result.stdout)["boot_seconds"])
     print(f"{name}: {runs} run(s), 2 cores, {'KVM' if 'kvm' in result.stdout else 'TCG'}")

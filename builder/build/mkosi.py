@@ -85,11 +85,21 @@ def add_extra_trees(project: Path, trees: list[str], files: dict[str, RenderedFi
                     shutil.copy2(source, target, follow_symlinks=False)
 
 
-def package_cache_dir(out_root: Path) -> Path:
-    return out_root / ".cache" / "packages"   # shared: a second profile reuses downloads
+def package_cache_dir(out_root: Path, plan: Plan) -> Path:
+    """mkosi's package cache, shared by the profiles of one release and package source, so that a second
+    profile reuses the downloads. Not by all profiles: it also holds apt's package lists, which apt-get update
+    rewrites for the sources at hand (a trixie build would leave a bookworm build offline without lists)."""
+    source = f"~snapshot-{plan.snapshot.stamp}" if plan.snapshot else ""
+    return out_root / ".cache" / "packages" / f"{plan.distribution}~{plan.release}{source}"
 
 
-def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, RenderedFile],
+def package_cache_dirs(out_root: Path) -> list[Path]:
+    """Every release's package cache under out_root."""
+    root = out_root / ".cache" / "packages"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def run_mkosi(runner: Runner, staging: Path, package_cache: Path, files: dict[str, RenderedFile],
               kernel: Optional[KernelArtifact], extra_trees: list[str] = (), offline: bool = False,
               layer: Optional[Path] = None) -> Path:
     """Write the project under staging/, build it, and move what we keep into staging/result/.
@@ -97,7 +107,6 @@ def run_mkosi(runner: Runner, staging: Path, out_root: Path, files: dict[str, Re
     layer: mkosi's incremental cache directory (build/layers.py): the installed packages are taken from it
     when it holds them for these inputs, and saved into it when it does not."""
     project, images, result = staging / "project", staging / "images", staging / "result"
-    package_cache = package_cache_dir(out_root)
     if not runner.dry_run:
         write_tree(files, project)
         add_extra_trees(project, list(extra_trees), files)

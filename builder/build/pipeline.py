@@ -142,7 +142,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             return BuildResult(directory, key, False, manifest)
         staging = out_root / f".staging-{plan.name}-DRYRUN"
         prepare_kernel(plan, out_root, runner, staging / "result")
-        run_mkosi(runner, staging, out_root, files, None, plan.extra_tree_paths,
+        run_mkosi(runner, staging, package_cache_dir(out_root, plan), files, None, plan.extra_tree_paths,
                   layer=layer_dir(out_root, layer_key(plan, files, mkosi_version)))
         return BuildResult(directory, key, False, {})
     out_root.mkdir(parents=True, exist_ok=True)
@@ -165,12 +165,12 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             with CacheLock(out_root, "packages", runner.say):
                 layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
-                result_dir = run_mkosi(runner, staging, out_root, files, kernel, plan.extra_tree_paths, offline,
-                                       layer)
+                result_dir = run_mkosi(runner, staging, package_cache_dir(out_root, plan), files, kernel,
+                                       plan.extra_tree_paths, offline, layer)
                 if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
                     write_initrd_packages(layer, result_dir, runner)
                 if plan.locked_packages:
-                    check_against_lock(plan, result_dir, package_cache_dir(out_root))
+                    check_against_lock(plan, result_dir, package_cache_dir(out_root, plan))
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             raw = result_dir / f"{plan.name}.raw"
             table = partition_table(raw, runner)

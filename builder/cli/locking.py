@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..build.lock import ARCHIVES, installed, make_lock, package_file
 from ..build.manifest import read_manifest
-from ..build.mkosi import mkosi_version, package_cache_dir
+from ..build.mkosi import mkosi_version, package_cache_dir, package_cache_dirs
 from ..profile.errors import EXIT_OK, UsageError
 from ..profile.lock import load_lock, lock_path, lock_text
 from ..profile.sizes import human_size
@@ -23,7 +23,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if built is None or built.get("plan_hash") != plan.digest():
         raise UsageError(f"{directory} is not a build of {args.profile} as it is now",
                          f"build it first: pmem-image build {args.profile}")
-    lock = make_lock(plan, directory, package_cache_dir(out_root(args)), mkosi_version(Runner()))
+    lock = make_lock(plan, directory, package_cache_dir(out_root(args), plan), mkosi_version(Runner()))
     target = lock_path(args.profile)
     partial = target.with_name(f".{target.name}.partial")
     partial.write_text(lock_text(lock))
@@ -49,18 +49,17 @@ def referenced(out: Path, locks: list[Path]) -> set[str]:
 
 def cmd_store_gc(args: argparse.Namespace) -> int:
     out = out_root(args)
-    archives = package_cache_dir(out) / ARCHIVES
     keep = referenced(out, args.locks)
     freed, removed, kept = 0, 0, 0
-    for path in sorted(archives.glob("*.deb")) if archives.is_dir() else ():
+    for path in sorted(p for cache in package_cache_dirs(out) for p in (cache / ARCHIVES).glob("*.deb")):
         if path.name in keep:
             kept += 1
             continue
         freed += path.stat().st_size
         removed += 1
         os.unlink(path)
-    print(f"package store {archives}: removed {removed} file(s) no build or lock names, freed {human_size(freed)}; "
-          f"kept {kept}")
+    print(f"package store {out / '.cache' / 'packages'}: removed {removed} file(s) no build or lock names, "
+          f"freed {human_size(freed)}; kept {kept}")
     return EXIT_OK
 
 

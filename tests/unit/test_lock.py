@@ -38,7 +38,7 @@ def test_lock_names_every_package_with_its_file_sha256(env, locked):
     assert set(plan.packages) <= image and set(plan.build_packages) - image <= build
     # mkosi's default initrd installs packages of its own (lvm2 ...): the lock pins those as well.
     assert [p["name"] for p in lock["packages"] if p["scope"] == "initrd"] == ["lvm2"]
-    cache = Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "packages" / "cache" / "apt" / "archives"
+    cache = Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "packages" / "debian~bookworm" / "cache" / "apt" / "archives"
     first = lock["packages"][0]
     assert first["file"] == f"{first['name']}_1.0_amd64.deb" and (cache / first["file"]).exists()
     assert lock["distribution"] == "debian" and lock["release"] == "bookworm" and lock["mkosi_version"] == "24.3"
@@ -99,7 +99,7 @@ def test_lock_without_a_build_is_refused(env, tmp_path):
 
 
 def test_store_gc_keeps_what_builds_and_locks_name(env, locked):
-    cache = Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "packages" / "cache" / "apt" / "archives"
+    cache = Path(env["PMEM_IMAGE_OUT"]) / ".cache" / "packages" / "debian~bookworm" / "cache" / "apt" / "archives"
     (cache / "stale_0.1_amd64.deb").write_text("old")
     result = cli(env, "store", "gc", str(locked.with_suffix(".lock")))
     assert result.returncode == 0 and "removed 1 file(s)" in result.stdout

@@ -75,3 +75,15 @@ def test_sparse_aware_sha256_is_the_plain_sha256(tmp_path, layout):
             stream.write(b"d" * 100001)
             stream.truncate((2 << 20) + 777)
     assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_each_release_and_package_source_has_a_package_cache_of_its_own(tmp_path):
+    """apt-get update rewrites the package lists in mkosi's package cache for the sources at hand: shared by
+    every profile, a trixie build would leave the next offline bookworm build without lists (seen in CI)."""
+    from builder.build.mkosi import package_cache_dir
+    bookworm = plan_of_text(DEFAULT, "a.yaml")[0]
+    other_name = plan_of_text(DEFAULT.replace("name: default", "name: other"), "b.yaml")[0]
+    trixie = plan_of_text(DEFAULT.replace("release: bookworm", "release: trixie"), "c.yaml")[0]
+    snapshot = plan_of_text(DEFAULT + "mirror: snapshot:2026-11-01T00:00:00Z\n", "d.yaml")[0]
+    caches = [package_cache_dir(tmp_path, p) for p in (bookworm, other_name, trixie, snapshot)]
+    assert caches[0] == caches[1] and len({caches[0], caches[2], caches[3]}) == 3
