@@ -90,12 +90,17 @@ def package_cache_dir(out_root: Path, plan: Plan) -> Path:
     profile reuses the downloads. Not by all profiles: it also holds apt's package lists, which apt-get update
     rewrites for the sources at hand (a trixie build would leave a bookworm build offline without lists)."""
     source = f"~snapshot-{plan.snapshot.stamp}" if plan.snapshot else ""
-    return out_root / ".cache" / "packages" / f"{plan.distribution}~{plan.release}{source}"
+    return package_store(out_root) / f"{plan.distribution}~{plan.release}{source}"
+
+
+def package_store(out_root: Path) -> Path:
+    """Where every release's package cache lives."""
+    return out_root / ".cache" / "packages"
 
 
 def package_cache_dirs(out_root: Path) -> list[Path]:
     """Every release's package cache under out_root."""
-    root = out_root / ".cache" / "packages"
+    root = package_store(out_root)
     return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 

@@ -165,12 +165,13 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
             with CacheLock(out_root, "packages", runner.say):
                 layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
-                result_dir = run_mkosi(runner, staging, package_cache_dir(out_root, plan), files, kernel,
-                                       plan.extra_tree_paths, offline, layer)
+                package_cache = package_cache_dir(out_root, plan)
+                result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
+                                       offline, layer)
                 if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
                     write_initrd_packages(layer, result_dir, runner)
                 if plan.locked_packages:
-                    check_against_lock(plan, result_dir, package_cache_dir(out_root, plan))
+                    check_against_lock(plan, result_dir, package_cache)
             kernel_release = check_image_kernel(plan, result_dir, kernel)
             raw = result_dir / f"{plan.name}.raw"
             table = partition_table(raw, runner)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..build.lock import ARCHIVES, installed, make_lock, package_file
 from ..build.manifest import read_manifest
-from ..build.mkosi import mkosi_version, package_cache_dir, package_cache_dirs
+from ..build.mkosi import mkosi_version, package_cache_dir, package_cache_dirs, package_store
 from ..profile.errors import EXIT_OK, UsageError
 from ..profile.lock import load_lock, lock_path, lock_text
 from ..profile.sizes import human_size
@@ -58,7 +58,7 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
         freed += path.stat().st_size
         removed += 1
         os.unlink(path)
-    print(f"package store {out / '.cache' / 'packages'}: removed {removed} file(s) no build or lock names, "
+    print(f"package store {package_store(out)}: removed {removed} file(s) no build or lock names, "
           f"freed {human_size(freed)}; kept {kept}")
     return EXIT_OK
 
