@@ -18,6 +18,8 @@ from pathlib import Path
 from .. import __version__
 from ..plan.model import Plan
 from ..render.outputs import RenderedFile
+from .mkosi import tools_dir
+from .toolchain import toolchain
 
 LAYERS = "layers"
 # Rendered files that reach the package layer: apt's sources and preferences (copied into the tree before
@@ -28,7 +30,7 @@ _LAYER_FILES = ("mkosi.pkgmngr/", "mkosi.initrd.conf")
 def layer_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str) -> str:
     pins = {p.name: p.version for p in plan.locked_packages}
     inputs = {
-        "pmem-image": __version__, "mkosi": mkosi_version,
+        "pmem-image": __version__, "mkosi": mkosi_version, "tools": toolchain(tools_dir()),
         "distribution": plan.distribution, "release": plan.release,
         "packages": [f"{p}={pins.get(p, '')}" for p in plan.packages],
         "build_packages": [f"{p}={pins.get(p, '')}" for p in plan.build_packages],

@@ -14,7 +14,8 @@ from ..render.launch import launch_argv, libvirt_domain
 from .hashing import sha256_file
 from .kernel import KernelArtifact
 from .contents import CONTENTS
-from .mkosi import KEPT_SUFFIXES
+from .mkosi import KEPT_SUFFIXES, tools_dir
+from .toolchain import code_sha256, toolchain
 
 MANIFEST = "manifest.json"
 PACKER_MANIFEST = "packer-manifest.json"   # the shape of Packer's manifest post-processor, for pipelines
@@ -122,6 +123,9 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "build_key": key,
         "pmem_image_version": __version__,
         "mkosi_version": mkosi_version,
+        # every tool version that writes bytes, and the byte-writing code (both are in the build key)
+        "toolchain": toolchain(tools_dir()),
+        "code_sha256": code_sha256(),
         "distribution": plan.distribution,
         "release": plan.release,
         "kernel_release": kernel_release_from_bzimage(vmlinuz) if vmlinuz.exists() else config_release,

@@ -1,7 +1,8 @@
 """pmem-image build: plan + rendered tree -> mkosi -> out/<name>/, content-addressed and atomic.
 
 The build key hashes the plan's identity, every rendered file that does not depend on the build host
-(templates and the flush test's source included), the mkosi version and the kernel's inputs: an
+(templates and the flush test's source included), the mkosi version, the version of every other tool
+that writes bytes and pmem-image's own byte-writing code (toolchain.py), and the kernel's inputs: an
 unchanged profile with its output present is a no-op, on this machine or another. Everything is built
 in a staging directory under out/ and swapped into out/<name>/ at the end, so a failed, interrupted or
 killed build leaves the previous output as it was.
@@ -31,7 +32,8 @@ from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
 from .layers import drop_layer, layer_dir, layer_is_built, layer_key
 from .lock import check_against_lock, write_initrd_packages
-from .mkosi import check_image_kernel, package_cache_dir, run_mkosi
+from .mkosi import check_image_kernel, package_cache_dir, run_mkosi, tools_dir
+from .toolchain import toolchain_identity
 from .tree import replace_dir
 
 
@@ -44,9 +46,11 @@ class BuildResult:
     pulled: bool = False     # substituted from a binary cache instead of built
 
 
-def build_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, kernel_identity: str = "") -> str:
+def build_key(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, kernel_identity: str = "",
+              tools: str = "") -> str:
+    """tools: toolchain_identity(), the tool versions and byte-writing code (empty in unit tests)."""
     digest = hashlib.sha256()
-    for part in (plan.canonical_json(), __version__, mkosi_version, kernel_identity):
+    for part in (plan.canonical_json(), __version__, mkosi_version, kernel_identity, tools):
         digest.update(part.encode() + b"\0")
     for path, rendered in sorted(files.items()):
         if not rendered.host_specific:
@@ -135,7 +139,8 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
     cold: install the packages afresh (drop the package layer of these inputs first)."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
-    key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner))
+    key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner),
+                    toolchain_identity(tools_dir()))
     if runner.dry_run:
         if not force and (manifest := up_to_date(directory, key)):
             runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")

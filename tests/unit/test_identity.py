@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from builder.build.pipeline import build_key
+from builder.build.toolchain import code_sha256, pinned_tools, toolchain_identity
 from builder.knowledge.host import AptMirror
 from builder.render.outputs import render
 from conftest import PROFILES, plan_of_file, plan_of_text
@@ -75,3 +76,44 @@ def test_copied_profile_elsewhere_gets_the_same_build_key(tmp_path: Path):
     keys = {build_key(plan, render(plan), "24.3") for plan in (plan_of_file(PROFILES / "default.yaml")[0],
                                                                plan_of_file(copy)[0])}
     assert len(keys) == 1
+
+
+def _copy_of_the_package(tmp_path: Path) -> Path:
+    package = tmp_path / "builder"
+    shutil.copytree(Path(code_sha256.__code__.co_filename).parents[1], package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return package
+
+
+def test_a_change_to_byte_writing_code_changes_the_build_key_and_the_cli_does_not(tmp_path: Path):
+    """A new export or template fix must not leave an old output up to date (nor be served from a cache
+    under the old key); code that only reads outputs (cli/, verify/) leaves the key alone."""
+    package = _copy_of_the_package(tmp_path)
+    before = code_sha256(package)
+    (package / "cli" / "views.py").write_text((package / "cli" / "views.py").read_text() + "\n# wording\n")
+    assert code_sha256(package) == before
+    exports = package / "build" / "exports.py"
+    exports.write_text(exports.read_text().replace("qemu-img", "qemu-img ", 1))
+    assert code_sha256(package) != before
+    plan, _ = plan_of_file(PROFILES / "default.yaml")
+    files = render(plan)
+    assert build_key(plan, files, "24.3", "", "code=" + before) != build_key(plan, files, "24.3", "",
+                                                                              "code=" + code_sha256(package))
+
+
+def test_a_pinned_tool_version_is_in_the_build_key_and_a_description_is_not(tmp_path: Path):
+    tools = tmp_path / "tools" / "bin"
+    tools.mkdir(parents=True)
+    (tools.parent / "versions.tsv").write_text("e2fsprogs\t1.47.2-3~bpo12+1\nmkosi\t24.3-1~bpo12+1\n")
+    assert pinned_tools(tools) == {"e2fsprogs": "1.47.2-3~bpo12+1", "mkosi": "24.3-1~bpo12+1"}
+    first = toolchain_identity(tools)
+    (tools.parent / "versions.tsv").write_text("e2fsprogs\t1.47.3-1\nmkosi\t24.3-1~bpo12+1\n")
+    second = toolchain_identity(tools)
+    assert "e2fsprogs=1.47.3-1" in second and first != second
+    assert "qemu-img=" in second and "code=" in second
+    keys = set()
+    for description, tools_line in (("one", first), ("two", first), ("one", second)):
+        plan, _ = plan_of_text(f"name: default\ndescription: {description}\ndistribution: {{name: debian, release: bookworm}}\n"
+                               "pmem:\n  - {size: 1G, offset: 4G}\n")
+        keys.add(build_key(plan, render(plan), "24.3", "", tools_line))
+    assert len(keys) == 2          # the description changed nothing; the tool version did
