@@ -9,10 +9,16 @@ from pydantic import BaseModel, ConfigDict
 from .distros import RELEASES
 
 
+# Where the host lists no security archive, images still get their security updates, from Debian's own.
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
+
+
 class AptMirror(BaseModel):
+    """The host's Debian mirror. Only the URLs come from the host: which suites an image uses (security
+    always included) is the plan's, so two hosts with differently written apt files build the same image."""
     model_config = ConfigDict(frozen=True)
     archive: str
-    security: Optional[str] = None
+    security: str = DEBIAN_SECURITY
 
 
 class Snapshot(BaseModel):
@@ -48,6 +54,9 @@ def snapshot_sources(distribution: str, when: str) -> Optional[Snapshot]:
 # The suites that identify a Debian archive mirror: every Debian release pmem-image knows.
 _DEBIAN_SUITES = {r.release for r in RELEASES if r.distribution == "debian"}
 _URI_RE = re.compile(r"^[a-z]+://[A-Za-z0-9._~:/?@!&'()*+,=%\[\]-]+$")
+# A one-line entry: `deb [opt=a opt2=b ...] URI SUITE COMPONENT...`; the options are one bracketed group,
+# which may hold spaces.
+_ONE_LINE_RE = re.compile(r"^\s*deb\s+(?:\[[^\]]*\]\s*)?(?P<uri>\S+)\s+(?P<suite>\S+)")
 
 
 def _deb822_stanzas(text: str) -> list[dict[str, str]]:
@@ -71,7 +80,9 @@ def find_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> Optional[AptMirror]:
         for stanza in _deb822_stanzas(path.read_text(errors="replace")):
             uris = stanza.get("uris", "").split()
             suites = stanza.get("suites", "").split()
-            if not uris or not _URI_RE.match(uris[0]):
+            enabled = stanza.get("enabled", "yes").lower() not in ("no", "false", "0")
+            if not uris or not _URI_RE.match(uris[0]) or "deb" not in stanza.get("types", "").split() \
+                    or not enabled:
                 continue
             if archive is None and any(s in _DEBIAN_SUITES for s in suites):
                 archive = uris[0]
@@ -81,10 +92,13 @@ def find_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> Optional[AptMirror]:
         if not path.exists():
             continue
         for line in path.read_text(errors="replace").splitlines():
-            words = [w for w in line.split() if not w.startswith("[")]
-            if len(words) >= 3 and words[0] == "deb" and _URI_RE.match(words[1]):
-                if archive is None and words[2] in _DEBIAN_SUITES:
-                    archive = words[1]
-                if security is None and words[2].endswith("-security"):
-                    security = words[1]
-    return AptMirror(archive=archive, security=security) if archive else None
+            entry = _ONE_LINE_RE.match(line)
+            if entry is None or not _URI_RE.match(entry["uri"]):
+                continue
+            if archive is None and entry["suite"] in _DEBIAN_SUITES:
+                archive = entry["uri"]
+            if security is None and entry["suite"].endswith("-security"):
+                security = entry["uri"]
+    if archive is None:
+        return None
+    return AptMirror(archive=archive, security=security) if security else AptMirror(archive=archive)
