@@ -117,6 +117,7 @@ def _ova(plan: Plan, raw: Path, target: Path, scratch: Path, runner: Runner) -> 
             info = archive.gettarinfo(str(member), arcname=member.name)
             info.uid = info.gid = 0
             info.uname = info.gname = ""
+            info.mode = 0o644        # not the scratch file's, which the build host's umask decides
             info.mtime = plan.source_date_epoch
             with open(member, "rb") as stream:
                 archive.addfile(info, stream)
@@ -158,7 +159,7 @@ def _gce(raw: Path, target: Path, scratch: Path, epoch: int, runner: Runner) -> 
     os.link(raw, member)            # the same inode under the name GCE wants: no copy, sparseness kept
     # The member's time is SOURCE_DATE_EPOCH and gzip -n stores no time either: two builds give one archive.
     runner.run(["tar", "--format=oldgnu", "-S", "-cf", str(target), "-I", "gzip -n", "-C", str(scratch),
-                "--owner=0", "--group=0", "--numeric-owner", f"--mtime=@{epoch}", GCE_MEMBER])
+                "--owner=0", "--group=0", "--numeric-owner", "--mode=0644", f"--mtime=@{epoch}", GCE_MEMBER])
     return raw.stat().st_size
 
 

@@ -2,6 +2,7 @@
 kernel it put into the image."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -140,15 +141,20 @@ def run_mkosi(runner: Runner, staging: Path, package_cache: Path, files: dict[st
     return result
 
 
+def release_order(release: str) -> tuple:
+    """Kernel releases in version order, numbers as numbers: 6.1.0-10-amd64 comes after 6.1.0-9-amd64."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[.\-+~_]", release))
+
+
 def check_image_kernel(plan: Plan, result: Path, kernel: Optional[KernelArtifact]) -> str:
     """The image's kernel has every required option (=y or =m for the distro's); returns its release."""
     if not plan.kernel_options:
         raise PmemImageError("the plan requires no kernel options, so the image's kernel cannot be checked",
                              "the kernel fragments are missing from this installation; reinstall pmem-image")
-    configs = sorted(result.glob("kernel-config-*"))
+    configs = sorted(result.glob("kernel-config-*"), key=lambda c: release_order(c.name.removeprefix("kernel-config-")))
     if not configs:
-        raise PmemImageError("the image has no /boot/config-* to check its kernel against the pmem fragments",
-                             f"see {result / 'build.log'}")
+        raise PmemImageError("the image has no kernel config (/usr/lib/modules/*/config or /boot/config-*) to "
+                             "check its kernel against the pmem fragments", f"see {result / 'build.log'}")
     if kernel is not None:
         configs = [c for c in configs if c.name == f"kernel-config-{kernel.release}"] or configs
     problems = []

@@ -7,8 +7,9 @@ and a binary cache never serves it for this build."""
 import functools
 import hashlib
 import shutil
-import subprocess
 from pathlib import Path
+
+from ..runner import Runner
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 # The parts of builder/ whose code decides bytes: the plan and its knowledge, the renderer and its
@@ -52,7 +53,7 @@ def _host_tool_version(name: str) -> str:
     argv = HOST_TOOLS[name]
     if shutil.which(argv[0]) is None:
         return "missing"
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    result = Runner().query(argv)
     first = (result.stdout or result.stderr).splitlines()
     return first[0].strip() if first else "unknown"
 

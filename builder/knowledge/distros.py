@@ -26,6 +26,7 @@ class Packages:
     pmdk: tuple[str, ...] = ()       # pmdk: true; empty where the release's repositories (as used here) lack PMDK
     pmdk_build: tuple[str, ...] = () # what the build overlay needs to compile the PMDK proof program
     cloud_init: tuple[str, ...] = ("cloud-init", "sudo")   # cloud-init's users get sudo rules
+    network: tuple[str, ...] = ()    # network: dhcp (systemd-networkd is part of systemd on Debian/Ubuntu)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class Release:
     apt_suites: tuple[str, ...] = () # Debian/Ubuntu archive suites, then the security suite
     apt_security_suite: Optional[str] = None
     unsupported: str = ""            # why mkosi 24.3 cannot build it ("" when it can)
+    # The service that brings the network up for network: dhcp: systemd-networkd where the release ships
+    # it, NetworkManager where it does not (CentOS Stream has networkd only in EPEL).
+    network_service: str = "systemd-networkd"
+    proven: bool = False             # built and booted by pmem-image's own boot tests
 
     @property
     def label(self) -> str:
@@ -61,14 +66,16 @@ _DEBIAN_PMDK = replace(_DEBIAN, pmdk=(
 _RPM = Packages(("kernel",), _RPM_BASE, ("grub2-pc", "grub2-pc-modules"), ("grub2-efi-x64", "grub2-efi-x64-modules"),
                 ("xfsprogs",), ("gcc", "glibc-devel"), ("openssh-server",), ("sudo",), ("shadow-utils",),
                 ("daxctl",))
+_FEDORA = replace(_RPM, network=("systemd-networkd",))           # a subpackage of its own on Fedora
+_CENTOS = replace(_RPM, network=("NetworkManager",))
 _EOL_FEDORA = "end of life: its packages moved to Fedora's archive, which mkosi 24.3's repositories do not use"
 _EOL_UBUNTU = "end of life: its packages moved to old-releases.ubuntu.com, which mkosi 24.3 does not use"
 
 
 def _debian(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "",
-            packages: Packages = _DEBIAN) -> Release:
+            packages: Packages = _DEBIAN, proven: bool = False) -> Release:
     return Release("debian", release, kernel, packages, "ext4", suffix,
-                   (release, f"{release}-updates"), f"{release}-security", unsupported)
+                   (release, f"{release}-updates"), f"{release}-security", unsupported, proven=proven)
 
 
 def _ubuntu(release: str, kernel: KernelVersion, suffix: str, unsupported: str = "") -> Release:
@@ -77,16 +84,19 @@ def _ubuntu(release: str, kernel: KernelVersion, suffix: str, unsupported: str =
 
 
 def _rpm(distribution: str, release: str, kernel: KernelVersion, unsupported: str = "") -> Release:
-    return Release(distribution, release, kernel, _RPM, "btrfs" if distribution == "fedora" else "xfs", ".ko.xz",
-                   unsupported=unsupported)
+    fedora = distribution == "fedora"
+    return Release(distribution, release, kernel, _FEDORA if fedora else _CENTOS, "btrfs" if fedora else "xfs",
+                   ".ko.xz", unsupported=unsupported,
+                   network_service="systemd-networkd" if fedora else "NetworkManager")
 
 
 RELEASES: tuple[Release, ...] = (
     _debian("buster", (4, 19, 0), ".ko", "archived at archive.debian.org, and its security suite is "
             "buster/updates, which mkosi 24.3 does not write"),
     _debian("bullseye", (5, 10, 0), ".ko"),
-    _debian("bookworm", (6, 1, 0), ".ko", packages=_DEBIAN_PMDK),
-    _debian("trixie", (6, 12, 0), ".ko.xz", packages=_DEBIAN_PMDK),
+    # the boot tier builds and boots these (tests/boot): the rest validate and render, unproven
+    _debian("bookworm", (6, 1, 0), ".ko", packages=_DEBIAN_PMDK, proven=True),
+    _debian("trixie", (6, 12, 0), ".ko.xz", packages=_DEBIAN_PMDK, proven=True),
     _ubuntu("focal", (5, 4, 0), ".ko"),
     _ubuntu("jammy", (5, 15, 0), ".ko"),
     _ubuntu("noble", (6, 8, 0), ".ko.zst"),

@@ -219,14 +219,39 @@ def check_mountpoints(ctx: CheckContext) -> Iterable[Problem]:
         seen.setdefault(mountpoint, index)
 
 
+# Arguments pmem-image sets itself, and ones that move or remove the RAM the pmem regions are carved from.
+_OWNED_ARGUMENTS = {"root": "mkosi sets root=PARTUUID itself",
+                    "console": "console=ttyS0 is always set; the boot proof reads the serial console"}
+_MEMORY_MAP_ARGUMENTS = {"mem": "mem= truncates the RAM the pmem regions are carved from",
+                         "efi_fake_mem": "efi_fake_mem= rewrites the EFI memory map the regions are planned on"}
+# These reserve RAM early, wherever the kernel finds room: possibly inside a region below 4 GiB.
+_EARLY_RESERVATIONS = ("crashkernel", "hugepages", "hugepagesz", "default_hugepagesz")
+
+
 @check
 def check_kernel_cmdline(ctx: CheckContext) -> Iterable[Problem]:
-    owned = {"root": "mkosi sets root=PARTUUID itself",
-             "console": "console=ttyS0 is always set; the boot proof reads the serial console"}
+    low_region = any(region.offset is not None and region.offset < 4 * GIB for region in ctx.profile.pmem)
     for index, argument in enumerate(ctx.profile.kernel.cmdline):
         key = argument.split("=", 1)[0]
-        if key in owned:
-            yield Problem(("kernel", "cmdline", index), f"{argument!r} is set by pmem-image", owned[key])
+        if key in _OWNED_ARGUMENTS:
+            yield Problem(("kernel", "cmdline", index), f"{argument!r} is set by pmem-image", _OWNED_ARGUMENTS[key])
+        elif key in _MEMORY_MAP_ARGUMENTS or key.startswith("pmem_image."):
+            why = _MEMORY_MAP_ARGUMENTS.get(key, "pmem_image.* arguments are pmem-image's own")
+            yield Problem(("kernel", "cmdline", index), f"{argument!r} is not allowed: {why}",
+                          "remove it; size the guest with vm.memory and the regions with pmem[]")
+        elif key in _EARLY_RESERVATIONS and low_region:
+            yield Problem(("kernel", "cmdline", index), f"{argument!r} reserves RAM at boot, and a pmem region lies "
+                          "below 4 GiB: the kernel may take that memory from inside the region",
+                          "move the regions to 4G and above, or drop the argument", severity="warning")
+
+
+@check
+def check_release_is_proven(ctx: CheckContext) -> Iterable[Problem]:
+    if not ctx.release.proven:
+        yield Problem(("distribution", "release"), f"{ctx.release.label} has not been built and booted by "
+                      "pmem-image's own tests: the build or the boot proof may fail on it",
+                      "debian bookworm and trixie are proven; report what you find on this one",
+                      severity="warning")
 
 
 @check

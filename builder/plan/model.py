@@ -89,6 +89,7 @@ class Plan(Frozen):
     root_ssh_keys: list[str]
     ssh: bool
     network: Literal["dhcp", "none"]
+    network_service: str               # what brings DHCP up: systemd-networkd, or NetworkManager
     disk_size: Optional[int]           # root partition bytes; None: as small as its contents (mkosi's guess)
     console_autologin: bool
     pmdk: bool                         # PMDK installed, and proven on every DAX mount

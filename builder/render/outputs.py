@@ -60,7 +60,7 @@ def _has_cloud_init(plan: Plan) -> bool:
 
 
 def _has_dhcp(plan: Plan) -> bool:
-    return plan.network == "dhcp"
+    return plan.network == "dhcp" and plan.network_service == "systemd-networkd"   # NetworkManager needs no file
 
 
 def _has_disk_size(plan: Plan) -> bool:
