@@ -10,6 +10,8 @@ from builder.plan import checks
 from builder.plan.backends import memmap
 from builder.plan.checks import CheckContext
 from builder.profile.model import Profile
+from builder.render.outputs import render
+from conftest import plan_of_text
 
 GOOD = {"name": "good", "distribution": {"name": "debian", "release": "bookworm"},
         "pmem": [{"size": "1G", "offset": "4G"}]}
@@ -166,3 +168,43 @@ def test_xfs_needs_300_mib(size, ok):
 def test_mountpoints_under_system_trees(mountpoint, ok):
     prof = profile(pmem=[{"size": "1G", "offset": "4G", "mountpoint": mountpoint}])
     assert (messages(checks.check_mountpoints, prof) == []) == ok
+
+
+@pytest.mark.parametrize("argument", ["mem=2G", "efi_fake_mem=1G@4G:0x40000", "pmem_image.selftest=1"])
+def test_arguments_that_move_the_memory_map_are_refused(argument):
+    found = messages(checks.check_kernel_cmdline, profile(kernel={"cmdline": ["quiet", argument]}))
+    assert found and found[0][0] == ("kernel", "cmdline", 1) and found[0][2] == "error", found
+    assert "is not allowed" in found[0][1]
+
+
+def test_early_reservations_warn_only_with_a_region_below_4g():
+    low = profile(pmem=[{"size": "512M", "offset": "2G"}], vm={"memory": "6G"},
+                  kernel={"cmdline": ["crashkernel=256M", "hugepages=16"]})
+    found = messages(checks.check_kernel_cmdline, low)
+    assert [(path[-1], severity) for path, _, severity in found] == [(0, "warning"), (1, "warning")]
+    assert not messages(checks.check_kernel_cmdline, profile(kernel={"cmdline": ["crashkernel=256M"]}))
+
+
+def test_an_unproven_release_is_a_warning_and_a_proven_one_is_silent():
+    ubuntu = profile(distribution={"name": "ubuntu", "release": "noble"})
+    assert [(path, severity) for path, _, severity in messages(checks.check_release_is_proven, ubuntu)] == [
+        (("distribution", "release"), "warning")]
+    for release in ("bookworm", "trixie"):
+        assert not messages(checks.check_release_is_proven,
+                            profile(distribution={"name": "debian", "release": release}))
+
+
+def test_each_release_brings_the_network_stack_it_has():
+    """CentOS Stream has no systemd-networkd (EPEL only): its DHCP comes from NetworkManager; Fedora's
+    networkd is a subpackage of its own; Debian's is part of systemd."""
+    for distribution, release, service, package in (("centos", "9", "NetworkManager", "NetworkManager"),
+                                                    ("fedora", "43", "systemd-networkd", "systemd-networkd"),
+                                                    ("debian", "bookworm", "systemd-networkd", None)):
+        plan, _ = plan_of_text(f"name: n\ndistribution: {{name: {distribution}, release: '{release}'}}\n"
+                               "ssh: true\npmem:\n  - {size: 1G, offset: 4G}\n")
+        assert plan.network == "dhcp" and plan.network_service == service
+        assert package is None or package in plan.packages
+        files = render(plan)
+        preset = next(f.content for path, f in files.items() if path.endswith(".preset"))
+        assert f"enable {service}.service" in preset
+        assert any(p.endswith("80-pmem-image-dhcp.network") for p in files) == (service == "systemd-networkd")
