@@ -133,8 +133,14 @@ def test_bootstrap_never_installs_mkosi_or_systemd_and_pins_every_byte_writing_t
 
 
 def test_the_unpacked_toolchain_is_the_pinned_one():
-    """.tools/versions.tsv (what bootstrap unpacked, read from the packages themselves) is exactly TOOL_PINS."""
+    """.tools/versions.tsv (what bootstrap unpacked, read from the packages themselves) holds exactly TOOL_PINS,
+    and beside them the tools' libraries, so nothing but glibc comes from the host."""
     text = (ROOT / "scripts" / "bootstrap").read_text()
-    pins = sorted(tuple(p.split("=", 1)) for p in text.split("TOOL_PINS=(", 1)[1].split(")", 1)[0].split())
-    unpacked = sorted(tuple(line.split("\t")) for line in (ROOT / ".tools" / "versions.tsv").read_text().splitlines())
-    assert unpacked == pins
+    pins = {tuple(p.split("=", 1)) for p in text.split("TOOL_PINS=(", 1)[1].split(")", 1)[0].split()}
+    libraries = set(text.split("TOOL_LIBRARIES=(", 1)[1].split(")", 1)[0].split())
+    unpacked = {tuple(line.split("\t")) for line in (ROOT / ".tools" / "versions.tsv").read_text().splitlines()}
+    assert pins <= unpacked and {name for name, _ in unpacked - pins} == libraries
+    for binary in ("systemd-repart", "mke2fs.bin", "systemd-tmpfiles"):
+        linked = subprocess.run(["ldd", str(ROOT / ".tools" / "bin" / binary)], capture_output=True, text=True).stdout
+        from_host = [line.split()[0] for line in linked.splitlines() if "=>" in line and str(ROOT / ".tools") not in line]
+        assert set(from_host) <= {"libc.so.6", "libm.so.6"}, (binary, from_host)
