@@ -1,6 +1,6 @@
 """What writes an image's bytes besides the plan and the rendered files: the pinned tools in the private
-prefix, the host tools that still take part (qemu-img for exports, apt and dpkg that mkosi 24.3 runs to
-install packages), and pmem-image's own code that renders, builds and exports. The build key and the
+prefix, the host tools that still take part (qemu-img, tar and gzip for exports, apt and dpkg that mkosi 24.3
+runs to install packages), and pmem-image's own code that renders, builds and exports. The build key and the
 manifest record all of it, so an output made by other tools or other code never counts as up to date,
 and a binary cache never serves it for this build."""
 
@@ -16,7 +16,7 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # templates, the build and export steps, the guest programs. cli/ and verify/ only read outputs.
 BYTE_WRITING_CODE = ("knowledge", "plan", "render", "build", "native")
 HOST_TOOLS = {"qemu-img": ["qemu-img", "--version"], "apt": ["apt-get", "--version"],
-              "dpkg": ["dpkg", "--version"]}
+              "dpkg": ["dpkg", "--version"], "tar": ["tar", "--version"], "gzip": ["gzip", "--version"]}
 
 
 def code_sha256(package: Path = _PACKAGE) -> str:
