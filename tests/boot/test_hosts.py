@@ -1,0 +1,69 @@
+"""The README's first command on the hosts users have: a fresh Debian 12 with its security suite listed (so
+updates of apt, dpkg, libc6 and systemd are pending) and a fresh Debian 13, each made here with debootstrap
+and entered with chroot, the checkout copied in, nothing installed by hand. Both bootstrap, build and prove
+the default image, and the two images are the same bytes. The trees share the image package store and the
+package layers of the boot tier (out/test/.cache), so the packages are downloaded once."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import ROOT
+from host_trees import copy_checkout, entered, in_tree, make_tree
+
+pytestmark = [pytest.mark.boot, pytest.mark.hosts,
+              pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, chroot and mkosi need root"),
+              pytest.mark.skipif(shutil.which("debootstrap") is None, reason="scripts/bootstrap installs debootstrap")]
+HOSTS = ROOT / "out" / "hosts"
+SHARED_CACHE = ROOT / "out" / "test" / ".cache"
+ARTIFACTS = ("default.raw", "default.vmlinuz", "default.initrd")
+FIRST_COMMAND = "./pmem-image build --verify --json profiles/default.yaml"
+
+
+@pytest.fixture(scope="module")
+def host_runs() -> dict:
+    """release -> (exit code, report, {artifact: sha256}, seconds) of the README's first command there."""
+    shutil.rmtree(HOSTS, ignore_errors=True)
+    runs = {}
+    for release in ("bookworm", "trixie"):
+        tree = HOSTS / release
+        make_tree(tree, release)
+        copy_checkout(tree / "root" / "pmem-image")
+        with entered(tree, SHARED_CACHE) as checkout:
+            pending = in_tree(tree, "apt-get update -qq && apt-get -s upgrade | grep -c ^Inst || true", 600)
+            result = in_tree(tree, f"cd /root/pmem-image && time {FIRST_COMMAND}", 2400)
+            manifest_path = checkout / "out" / "default" / "manifest.json"
+            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+        runs[release] = {"rc": result.returncode, "report": report, "stderr": result.stderr[-4000:],
+                         "pending": pending.stdout.strip(),
+                         "sha256": {f["name"]: f["sha256"] for f in manifest.get("files", [])
+                                    if f["name"] in ARTIFACTS},
+                         "toolchain": manifest.get("toolchain", {})}
+    yield runs
+    shutil.rmtree(HOSTS, ignore_errors=True)
+
+
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
+def test_the_readme_first_command_builds_and_proves_default_on_a_fresh_host(host_runs, release):
+    run = host_runs[release]
+    assert run["rc"] == 0, run["stderr"]
+    assert run["report"].get("passed"), run["report"]
+    names = [c["name"] for c in run["report"]["checks"]]
+    assert "/dev/pmem0 DAX active" in names and "/dev/pmem0 MAP_SYNC" in names
+    assert set(run["sha256"]) == set(ARTIFACTS)
+
+
+def test_a_fresh_debian_12_has_updates_pending_and_bootstrap_takes_them(host_runs):
+    """The tree had upgrades pending when its first command ran (the case bootstrap once refused)."""
+    assert int(host_runs["bookworm"]["pending"] or 0) > 0
+
+
+def test_both_hosts_write_the_same_bytes_with_the_same_pinned_tools(host_runs):
+    bookworm, trixie = host_runs["bookworm"], host_runs["trixie"]
+    assert bookworm["sha256"] and bookworm["sha256"] == trixie["sha256"]
+    pinned = ("mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools", "cpio", "zstd")
+    assert all(bookworm["toolchain"].get(p) == trixie["toolchain"].get(p) is not None for p in pinned)
+    assert bookworm["toolchain"]["apt"] != trixie["toolchain"]["apt"]      # really two hosts
