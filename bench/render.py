@@ -40,7 +40,7 @@ def main() -> None:
         t2 = time.perf_counter()
         render(plan)
         t3 = time.perf_counter()
-        for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2)):
+        for key, value in zip(timings, (t1 - t0, t2 - t1, t3 - t2), strict=True):
             timings[key].append(value * 1000)
     total = time.perf_counter() - started
     print(f"{'stage':<15} {'median ms':>10} {'p90 ms':>8} {'max ms':>8}")

@@ -61,6 +61,7 @@ class Runner:
         with self._live_lock:
             self._live.add(process)
         try:
+            assert process.stdout is not None     # stdout=PIPE
             for line in process.stdout:
                 line = line.rstrip("\n")
                 tail.append(line)

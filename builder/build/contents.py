@@ -92,7 +92,7 @@ def file_listing(result: Path) -> list[dict]:
         if not record:
             continue
         kind, mode, uid, gid, size, target, path = record.decode(errors="surrogateescape").split("\t", 6)
-        entry = {"path": "/" + path, "type": _TYPES.get(kind, kind), "mode": mode, "owner": f"{uid}:{gid}"}
+        entry: dict[str, object] = {"path": "/" + path, "type": _TYPES.get(kind, kind), "mode": mode, "owner": f"{uid}:{gid}"}
         if kind == "f":
             entry |= {"size": int(size), "sha256": hashes.get(path)}
         elif kind == "l":

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from ..knowledge.formats import AZURE_ALIGN, FORMATS, boot_bus
 from ..plan.model import Plan
@@ -131,10 +132,12 @@ def check_ova(path: Path, capacity: int) -> None:
         names = [m.name for m in members]
         _expect(len(names) == 3 and names[0].endswith(".ovf") and names[1].endswith(".mf")
                 and names[2].endswith(".vmdk"), path, f"members {names}, expected .ovf, .mf, .vmdk in that order")
-        contents = {}
+        contents: dict[str, Any] = {}      # member -> bytes (ovf, mf); member:sha256 -> hex
         for member in members:
             digest = hashlib.sha256()
             stream = archive.extractfile(member)
+            _expect(stream is not None, path, f"member {member.name} is not a regular file")
+            assert stream is not None
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
                 if member.name.endswith((".ovf", ".mf")):
@@ -233,8 +236,8 @@ def export_all(plan: Plan, raw: Path, directory: Path, runner: Runner, workers: 
         futures = [pool.submit(run_chain, chain) for chain in chains]
         wait(futures, return_when=FIRST_EXCEPTION)
         for future in futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()
+            if future.done() and (error := future.exception()) is not None:
+                raise error
         for future in futures:
             future.result()
     except BaseException:

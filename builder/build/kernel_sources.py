@@ -23,7 +23,8 @@ def makefile_version(source: Path) -> tuple[int, int, int]:
     try:
         text = (source / "Makefile").read_text(errors="replace")[:2000]
     except OSError:
-        raise KernelError(f"{source} has no Makefile", "point kernel.path (or the tarball) at a kernel source tree")
+        raise KernelError(f"{source} has no Makefile",
+                          "point kernel.path (or the tarball) at a kernel source tree") from None
     fields = {k: int(v) for k, v in re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL)\s*=\s*(\d+)\s*$", text, re.M)}
     if set(fields) != {"VERSION", "PATCHLEVEL", "SUBLEVEL"}:
         raise KernelError(f"{source}/Makefile does not say VERSION, PATCHLEVEL and SUBLEVEL", "is this a kernel tree?")
@@ -46,7 +47,7 @@ def _download(url: str, destination: Path, runner: Runner) -> None:
             shutil.copyfileobj(response, out, 1 << 20)
     except OSError as error:
         partial.unlink(missing_ok=True)
-        raise KernelError(f"cannot download {url}: {error}", "check kernel.url and the network")
+        raise KernelError(f"cannot download {url}: {error}", "check kernel.url and the network") from error
     partial.rename(destination)
 
 
@@ -119,5 +120,5 @@ def obtain_source(plan: Plan, cache: Path, runner: Runner) -> tuple[Path, str]:
         return path, sha256_of_tree(path, runner)
     tarball = fetch_tarball(plan, cache, runner) if plan.kernel_source == "tarball" else \
         debian_source_tarball(plan, runner)
-    sha256 = plan.kernel_sha256 if plan.kernel_source == "tarball" else sha256_file(tarball)
+    sha256 = (plan.kernel_sha256 or "") if plan.kernel_source == "tarball" else sha256_file(tarball)
     return unpack(tarball, sha256, cache, runner), sha256

@@ -59,7 +59,7 @@ def _nvdimms(plan: Plan) -> list[dict]:
     """The NVDIMMs a launch must give (nvdimm backend): backing file in state/, its size, the label area."""
     files = backend_for(plan.pmem_backend).state_files(plan)
     return [{"device": f"/dev/{r.device}", "state_file": f"state/{f.name}", "file_size": f.size, "size": r.size,
-             "label_size": r.label_size} for r, f in zip(plan.regions, files)]
+             "label_size": r.label_size} for r, f in zip(plan.regions, files, strict=False)]  # memmap: no files
 
 
 def _write_atomically(path: Path, text: str) -> None:

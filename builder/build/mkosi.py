@@ -106,7 +106,7 @@ def package_cache_dirs(out_root: Path) -> list[Path]:
 
 
 def run_mkosi(runner: Runner, staging: Path, package_cache: Path, files: dict[str, RenderedFile],
-              kernel: Optional[KernelArtifact], extra_trees: list[str] = (), offline: bool = False,
+              kernel: Optional[KernelArtifact], extra_trees: tuple[str, ...] | list[str] = (), offline: bool = False,
               layer: Optional[Path] = None) -> Path:
     """Write the project under staging/, build it, and move what we keep into staging/result/.
     offline: packages and their metadata from the package cache only (mkosi's CacheOnly=always).

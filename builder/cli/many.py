@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from ..profile.errors import EXIT_BAD_INPUT, EXIT_OK, PmemImageError, UsageError
 
@@ -47,10 +47,14 @@ def machine_jobs() -> int:
     return max(1, min((os.cpu_count() or 1) // CPUS_PER_BUILD, memory // MEMORY_PER_BUILD))
 
 
-def check_all(targets: list[Path], load: Callable[[Path], object]) -> dict[Path, object]:
+Loaded = TypeVar("Loaded")
+
+
+def check_all(targets: list[Path], load: Callable[[Path], Loaded]) -> dict[Path, Loaded]:
     """Every profile loaded and checked before anything runs: bad input fails the whole command (exit 2)
     with every file's errors, and nothing is built."""
-    loaded, errors = {}, []
+    loaded: dict[Path, Loaded] = {}
+    errors = []
     for target in targets:
         try:
             loaded[target] = load(target)
@@ -108,9 +112,9 @@ def summary(outcomes: list[Outcome], skipped: list[Path]) -> str:
     rows = [(o.name, o.result, f"{o.seconds:.0f} s", o.target) for o in outcomes]
     rows += [(path.stem, "not run", "-", str(path)) for path in skipped]
     widths = [max(len(r[i]) for r in rows + [("profile", "result", "time", "file")]) for i in range(4)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(("profile", "result", "time", "file"), widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
-    counts = {}
+    lines = ["  ".join(h.ljust(w) for h, w in zip(("profile", "result", "time", "file"), widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.result] = counts.get(outcome.result, 0) + 1
     lines.append(", ".join(f"{n} {result}" for result, n in counts.items())

@@ -2,6 +2,7 @@
 from, and the storage drivers its initrd needs to find the root disk there. Facts and sources:
 ../shared/reference/publish-repro-nvdimm.md section 1."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..profile.sizes import MIB
@@ -49,7 +50,7 @@ def boot_bus(name: str, firmware: str) -> str:
     return bus
 
 
-def initrd_modules(formats: list[str]) -> list[str]:
+def initrd_modules(formats: Sequence[str]) -> list[str]:
     """The initrd's storage drivers: virtio always (pmem-image's own QEMU boots), then each format's."""
     chosen = list(VIRTIO)
     for name in formats:

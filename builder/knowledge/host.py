@@ -60,7 +60,8 @@ _ONE_LINE_RE = re.compile(r"^\s*deb\s+(?:\[[^\]]*\]\s*)?(?P<uri>\S+)\s+(?P<suite
 
 
 def _deb822_stanzas(text: str) -> list[dict[str, str]]:
-    stanzas, current = [], {}
+    stanzas: list[dict[str, str]] = []
+    current: dict[str, str] = {}
     for line in text.splitlines() + [""]:
         if not line.strip():
             if current:

@@ -69,8 +69,8 @@ def memory_map(memory: int, machine: str, regions: list[Span]) -> list[Span]:
         edges.append(Span(FOUR_GIB, FOUR_GIB + memory - low, "ram", "RAM"))
     cuts = sorted({0, *(s.start for s in edges), *(s.end for s in edges),
                    *(r.start for r in regions), *(r.end for r in regions)})
-    result = []
-    for start, end in zip(cuts, cuts[1:]):
+    result: list[Span] = []
+    for start, end in zip(cuts, cuts[1:], strict=False):
         region = next((r for r in regions if r.start <= start and end <= r.end), None)
         base = next((s for s in edges if s.start <= start and end <= s.end), None)
         if region is not None:

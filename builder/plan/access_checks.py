@@ -3,7 +3,7 @@
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..profile.errors import Problem
 from ..profile.sizes import GIB, format_size
@@ -67,7 +67,7 @@ def check_extra_trees(ctx: CheckContext) -> Iterable[Problem]:
                           "replace it with the file itself, or a link inside the tree")
 
 
-def _escaping_links(tree: Path) -> Iterable[str]:
+def _escaping_links(tree: Path) -> Iterator[str]:
     """Relative links that climb out of the tree. Absolute ones are kept: they name a path in the image."""
     for root, dirs, files in os.walk(tree):
         for name in dirs + files:

@@ -85,7 +85,7 @@ def resolve_kernel_version(profile: Profile, record: Release) -> tuple[Optional[
     if source == "distro":
         if version is not None and parse_version(version)[:2] != record.kernel[:2]:
             return None, [Problem(("kernel", "version"),
-                                  f"{record.label} ships kernel {format_version(record.kernel[:2])}, not {version}",
+                                  f"{record.label} ships kernel {format_version(record.kernel)}, not {version}",
                                   "drop kernel.version for the distro kernel, or choose a kernel source that builds it")]
         return record.kernel, []
     if version is None:

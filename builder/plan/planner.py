@@ -69,7 +69,7 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
     """Regions numbered as the kernel will number them: memmap ones by address, NVDIMMs in the order QEMU
     places them (the profile's)."""
     nvdimm = profile.pmem_backend == "nvdimm"
-    by_address = sorted(enumerate(profile.pmem), key=lambda item: 0 if nvdimm else item[1].offset)
+    by_address = sorted(enumerate(profile.pmem), key=lambda item: 0 if nvdimm else (item[1].offset or 0))
     mountpoints = default_mountpoints(profile)
     planned = []
     for number, (index, region) in enumerate(by_address):
@@ -85,7 +85,7 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
             # An NVDIMM's namespace is made once in its label area, so there is always something to do.
             reconfigure=nvdimm or (region.mode, region.struct_pages) != BOOT_STATE,
             start=None if nvdimm else region.offset, size=region.size,
-            memmap=None if nvdimm else f"{format_size(region.size)}!{format_size(region.offset)}",
+            memmap=None if nvdimm else f"{format_size(region.size or 0)}!{format_size(region.offset or 0)}",
             label_size=(region.label_size or DEFAULT_LABEL_SIZE) if nvdimm else None, filesystem=filesystem,
             mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None,
             dax_option=dax, mount_options=options, mkfs=_mkfs(filesystem, device)))
@@ -136,7 +136,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
     if record is not None:
         kernel, problems = resolve_kernel_version(profile, record)
     base_dir = Path(filename).parent if source is not None else Path.cwd()
-    if kernel is not None:
+    if kernel is not None and record is not None:
         problems += run_checks(CheckContext(profile, kernel, record, fragments, profile.pmem_backend,
                                             base_dir if source is not None else None, allowed_dirs))
     if source is not None:
@@ -145,6 +145,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
     if errors:
         raise ProfileError(filename, sort_problems(problems))
     warnings = [p for p in problems if p.severity == "warning"]
+    assert record is not None and kernel is not None      # resolving either failing is an error above
 
     regions = _plan_regions(profile, kernel)
     packages = _image_packages(record, profile, regions)

@@ -4,7 +4,7 @@ import difflib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -104,7 +104,7 @@ def _model_at(path: tuple) -> Optional[type[BaseModel]]:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _problem_from_pydantic(error: dict) -> tuple[Problem, bool]:
+def _problem_from_pydantic(error: Mapping[str, Any]) -> tuple[Problem, bool]:
     """A pydantic error as a Problem; the flag says whether it points at a key."""
     path = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
     kind, message = error["type"], error["msg"].removeprefix("Value error, ")
@@ -186,7 +186,7 @@ def profile_from_text(text: str, filename: str) -> tuple[Profile, SourceMap]:
             problem, at_key = _problem_from_pydantic(error)
             problems.append(source.locate(problem, prefer_key=at_key))
         profile = None
-    if problems:
+    if problems or profile is None:
         raise ProfileError(filename, sort_problems(problems))
     return profile, source
 
@@ -200,7 +200,8 @@ def read_profile(path: Path) -> tuple[Profile, SourceMap]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProfileError(filename, [Problem((), "no such file", "check the path; shipped profiles are in profiles/")])
+        raise ProfileError(filename, [Problem((), "no such file",
+                                              "check the path; shipped profiles are in profiles/")]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(filename, [Problem((), f"cannot read: {exc}", "pass a readable UTF-8 YAML file")])
+        raise ProfileError(filename, [Problem((), f"cannot read: {exc}", "pass a readable UTF-8 YAML file")]) from None
     return profile_from_text(text, filename)

@@ -13,7 +13,7 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
-def option_value(path: Path) -> str:
+def option_value(path: Path | str) -> str:
     """A path inside a QEMU option string: ',' separates options there, so a literal one is doubled."""
     return str(path).replace(",", ",,")
 
@@ -38,7 +38,7 @@ STATE_DIRECTORY = Path("state")     # beside the image: where run keeps NVDIMM b
 def describe_regions(plan: Plan) -> str:
     """The regions in the words of their backend: memmap= arguments, or the NVDIMMs QEMU must be given."""
     if plan.pmem_backend == "nvdimm":
-        return ", ".join(f"NVDIMM {human_size(r.size)} + {human_size(r.label_size)} labels" for r in plan.regions)
+        return ", ".join(f"NVDIMM {human_size(r.size)} + {human_size(r.label_size or 0)} labels" for r in plan.regions)
     return ", ".join(f"memmap={r.memmap}" for r in plan.regions)
 
 
@@ -84,7 +84,7 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(domain, "memory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "currentMemory", unit="MiB").text = str(plan.memory // MIB)
     ET.SubElement(domain, "vcpu").text = str(plan.cpus)
-    os_element = ET.SubElement(domain, "os", **({"firmware": "efi"} if plan.firmware == "uefi" else {}))
+    os_element = ET.SubElement(domain, "os", {"firmware": "efi"} if plan.firmware == "uefi" else {})
     ET.SubElement(os_element, "type", arch="x86_64", machine=plan.machine).text = "hvm"
     features = ET.SubElement(domain, "features")
     ET.SubElement(features, "acpi")
@@ -104,12 +104,12 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(console, "target", type="serial", port="0")
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
-    for region, file in zip(plan.regions, state_files):
+    for region, file in zip(plan.regions, state_files, strict=False):   # memmap: no state files
         memory = ET.SubElement(devices, "memory", model="nvdimm", access="shared")
         ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(image.parent / STATE_DIRECTORY / file.name)
         target = ET.SubElement(memory, "target")
         ET.SubElement(target, "size", unit="KiB").text = str(file.size // 1024)
         ET.SubElement(target, "node").text = "0"
-        ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str(region.label_size // 1024)
+        ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str((region.label_size or 0) // 1024)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"

@@ -155,7 +155,7 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         boot_seconds = time.monotonic() - started
         # Whether QEMU ended by itself, read before stop() below reaps it (after that it always has).
         exited_by_itself = process is not None and process.poll() is not None
-        if report is not None and process is not None and user:
+        if report is not None and process is not None and user and key is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; logging in as {user} over SSH")
             login = login_check(plan, user, port, key, runner)
             if cloud_init:

@@ -40,10 +40,10 @@ def namespace_check(region: PlannedRegion, report: dict, labelled: bool = False)
         return Check(f"{dev} namespace", False, f"there is no NVDIMM region number {region.number} to hold it")
     namespace = _namespace_at(report, region.start)
     if namespace is None:
-        found = [f"{n.get('dev')} at {n.get('resource')}" for n in report.get("ndctl_namespaces") or []]
-        return Check(f"{dev} namespace", False, f"no namespace starts at {region.start:#x}", found)
+        listed = [f"{n.get('dev')} at {n.get('resource')}" for n in report.get("ndctl_namespaces") or []]
+        return Check(f"{dev} namespace", False, f"no namespace starts at {region.start:#x}", listed)
     wanted = (region.mode, region.map or "-", region.device, region.size, labelled)
-    found = (namespace.get("mode"), namespace.get("map") or "-", _device_of(namespace), namespace.get("raw_size"),
+    found: tuple = (namespace.get("mode"), namespace.get("map") or "-", _device_of(namespace), namespace.get("raw_size"),
              labelled and bool(namespace.get("uuid")))
     usable = namespace.get("size")
     detail = (f"{namespace.get('dev')} {found[0]}, map {found[1]}, /dev/{found[2]}, "

@@ -16,7 +16,7 @@ def _seeded(report: Optional[dict], key: str) -> dict:
 
 
 def _survived(result: Optional[dict]) -> bool:
-    return bool(result) and result.get("check_seed") == "ok"
+    return result is not None and result.get("check_seed") == "ok"
 
 
 def warm_reboot_checks(plan: Plan, report: dict) -> list[Check]:

@@ -40,7 +40,7 @@ def _iomem_ranges(report: dict) -> list[tuple[int, int]]:
 def _region_checks(region: PlannedRegion, report: dict, expect: ProofExpectations, pmdk: bool) -> list[Check]:
     dev = f"/dev/{region.device}"
     checks = []
-    if expect.legacy_e820:
+    if expect.legacy_e820 and region.start is not None:
         end = region.start + region.size - 1
         checks.append(Check(f"{dev} e820 range", (region.start, end) in _iomem_ranges(report),
                             f"expected Persistent Memory (legacy) at {region.start:#x}-{end:#x}",
@@ -104,8 +104,8 @@ def nvdimm_regions(plan: Plan, report: dict) -> tuple[Check, list[PlannedRegion]
     found = sorted((r for r in report.get("regions") or [] if r.get("provider") == "ACPI.NFIT"),
                    key=lambda r: int(str(r.get("resource") or "0"), 16))
     placed = [region.model_copy(update={"start": int(str(nd["resource"]), 16) if nd.get("resource") else None})
-              for region, nd in zip(plan.regions, found)] + plan.regions[len(found):]
-    sizes_ok = all(nd.get("size") == region.size for region, nd in zip(plan.regions, found))
+              for region, nd in zip(plan.regions, found, strict=False)] + plan.regions[len(found):]
+    sizes_ok = all(nd.get("size") == region.size for region, nd in zip(plan.regions, found, strict=False))
     ok = bool(report.get("nfit_table")) and len(found) == len(plan.regions) and sizes_ok
     seen = [f"{nd.get('dev')} {nd.get('size')} bytes at {nd.get('resource')} on {','.join(nd.get('dimms') or [])}"
             for nd in found]

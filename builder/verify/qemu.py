@@ -86,6 +86,7 @@ def _probe_kvm(kernel: Path, runner: Runner) -> tuple[bool, str]:
                 "-append", "console=ttyS0 panic=-1", "-display", "none", "-monitor", "none", "-nic", "none",
                 "-no-reboot", "-serial", f"file:{log}"]
         process = runner.spawn(argv, quiet=True)
+        assert process is not None          # quiet probes run even under --dry-run
         deadline = time.monotonic() + KVM_PROBE_SECONDS
         try:
             while time.monotonic() < deadline and process.poll() is None:

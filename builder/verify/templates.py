@@ -10,7 +10,7 @@ from typing import Optional
 from ..build.manifest import read_manifest
 from ..knowledge.formats import FORMATS, boot_bus
 from ..plan.model import Plan
-from ..profile.errors import UsageError
+from ..profile.errors import PmemImageError, UsageError
 from ..runner import Runner
 from .result import Check
 
@@ -37,7 +37,10 @@ def boot_disk(plan: Plan, directory: Path, work: Path, export_format: Optional[s
         with tarfile.open(path) as archive:
             member = next(m for m in archive.getmembers() if m.name.endswith(".vmdk"))
             vmdk = work / Path(member.name).name     # the member's own name, never a path out of work/
-            with archive.extractfile(member) as source, open(vmdk, "wb") as target:
+            source_stream = archive.extractfile(member)
+            if source_stream is None:
+                raise PmemImageError(f"{path}: {member.name} is not a regular file", "rebuild the ova export")
+            with source_stream as source, open(vmdk, "wb") as target:
                 shutil.copyfileobj(source, target, 1 << 20)
         return vmdk, "vmdk", bus
     if export_format == "gce":

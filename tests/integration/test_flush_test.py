@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from builder.build.flushtest import compile_flush_test
-from builder.runner import Runner
 
 pytestmark = pytest.mark.integration
 

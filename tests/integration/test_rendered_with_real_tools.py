@@ -81,7 +81,7 @@ def test_fstab_verifies_with_findmnt(trees, name):
     assert [(e["source"], e["target"], e["fstype"]) for e in entries] == [
         (f"/dev/{r.device}", r.mountpoint, r.filesystem) for r in mounted]
     assert all((r.dax_option in e["options"].split(",")) if r.dax_option else "dax" not in e["options"]
-               for e, r in zip(entries, mounted))
+               for e, r in zip(entries, mounted, strict=True))
 
 
 SCRIPTS = ["mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",

@@ -1,6 +1,5 @@
 """Fragments: parsing, resolution by kernel version and filesystem, and the survival check."""
 
-from pathlib import Path
 
 import pytest
 

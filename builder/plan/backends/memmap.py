@@ -68,13 +68,14 @@ def check_region_alignment(ctx: CheckContext) -> Iterable[Problem]:
 
 @check(backend=NAME)
 def check_regions_disjoint(ctx: CheckContext) -> Iterable[Problem]:
-    placed = [(index, r) for index, r in enumerate(ctx.profile.pmem) if r.offset is not None]
-    ordered = sorted(placed, key=lambda item: item[1].offset)
-    for (i, a), (j, b) in zip(ordered, ordered[1:]):
-        if a.size and b.size and a.offset + a.size > b.offset:
+    placed = [(index, r.offset, r.size) for index, r in enumerate(ctx.profile.pmem)
+              if r.offset is not None and r.size]
+    ordered = sorted(placed, key=lambda item: item[1])
+    for (i, start, size), (j, next_start, _) in zip(ordered, ordered[1:], strict=False):
+        if start + size > next_start:
             yield Problem(("pmem", j, "offset"),
-                          f"region overlaps pmem[{i}] ({format_size(a.offset)}-{format_size(a.offset + a.size)})",
-                          f"start it at {format_size(a.offset + a.size)} or later")
+                          f"region overlaps pmem[{i}] ({format_size(start)}-{format_size(start + size)})",
+                          f"start it at {format_size(start + size)} or later")
 
 
 @check(backend=NAME)

@@ -54,7 +54,7 @@ class NvdimmBackend(PmemBackend):
     def qemu_arguments(self, plan, state: Path) -> list[str]:
         # QEMU places DIMMs in the order they are given: region N is the Nth NVDIMM, as the plan numbers them.
         argv = []
-        for region, file in zip(plan.regions, self.state_files(plan)):
+        for region, file in zip(plan.regions, self.state_files(plan), strict=True):
             path = str(state / file.name).replace(",", ",,")
             argv += ["-object", f"memory-backend-file,id=pmem{region.number},share=on,mem-path={path},size={file.size}",
                      "-device", f"nvdimm,id=nvdimm{region.number},memdev=pmem{region.number},"
