@@ -43,8 +43,10 @@ class Runner:
         print(f"[{time.monotonic() - self.started:7.1f}s] {text}", file=self.out, flush=True)
 
     def run(self, argv: list[str], *, cwd: Optional[Path] = None, log: Optional[Path] = None,
-            show: Callable[[str], bool | str] = lambda line: False, env: Optional[dict] = None) -> None:
-        """Run argv to completion; lines for which `show` is true (or returns a text) are echoed as steps."""
+            show: Callable[[str], bool | str] = lambda line: False, env: Optional[dict] = None,
+            stdin: Optional[Path] = None) -> None:
+        """Run argv to completion; lines for which `show` is true (or returns a text) are echoed as steps.
+        stdin: a file opened here (by us) and given to the command, which need not be able to open it."""
         self.say(f"$ {shlex.join(argv)}")
         if self.dry_run:
             return
@@ -52,8 +54,10 @@ class Runner:
         step = ""
         log_file = open(log, "a", encoding="utf-8") if log else None
         try:
-            process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+            with open(stdin, "rb") if stdin else open(os.devnull, "rb") as given:
+                process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=given, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, errors="replace",
+                                           start_new_session=True)
         except FileNotFoundError:
             if log_file:
                 log_file.close()

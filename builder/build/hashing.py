@@ -5,7 +5,6 @@ import json
 import os
 from pathlib import Path
 
-from ..runner import Runner
 
 
 _CHUNK = 1 << 20
@@ -78,28 +77,21 @@ def sha256_file_memo(path: Path, memo: Path) -> str:
     return known[key]
 
 
-def sha256_of_tree(path: Path, runner: Runner) -> str:
-    """Identity of a local tree: git HEAD plus uncommitted changes, else every file's size and mtime."""
-    digest = hashlib.sha256()
-    head = runner.query(["git", "-C", str(path), "rev-parse", "HEAD"])
-    if head.returncode == 0:
-        digest.update(head.stdout.encode())
-        digest.update(runner.query(["git", "-C", str(path), "diff", "HEAD"]).stdout.encode())
-        return digest.hexdigest()
-    for root, dirs, files in os.walk(path):
-        dirs.sort()
-        for name in sorted(files):
-            stat = os.lstat(os.path.join(root, name))
-            digest.update(f"{os.path.relpath(os.path.join(root, name), path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-                          .encode())
-    return digest.hexdigest()
+def sha256_of_tree(path: Path) -> str:
+    """Identity of a local kernel tree: its content, untracked files included, .git left out. Never git:
+    run as root over the tree's own .git/config, git executes what core.fsmonitor or diff.external name."""
+    return sha256_of_content(path, skip=frozenset({".git"}))
 
 
-def sha256_of_content(path: Path) -> str:
+def sha256_of_content(path: Path, skip: frozenset[str] = frozenset()) -> str:
     """Identity of a directory by what it holds (relative paths, types, modes, link targets, file contents),
-    not where it is or when it was touched: the same extra tree in another checkout is the same input."""
+    not where it is or when it was touched: the same extra tree in another checkout is the same input.
+    Symlinks are read, never followed; `skip` names top-level entries left out."""
     digest = hashlib.sha256()
     for root, dirs, files in os.walk(path):
+        if root == str(path):
+            dirs[:] = [d for d in dirs if d not in skip]
+            files = [f for f in files if f not in skip]
         dirs.sort()
         for name in sorted(dirs + files):
             entry = Path(root) / name
@@ -107,7 +99,7 @@ def sha256_of_content(path: Path) -> str:
             relative = entry.relative_to(path)
             if entry.is_symlink():
                 detail = f"link {os.readlink(entry)}"
-            elif entry.is_file():
+            elif stat.st_mode & 0o170000 == 0o100000:      # a regular file (is_file() would follow links)
                 detail = f"file {stat.st_mode & 0o7777:o} {sha256_file(entry)}"
             else:
                 detail = f"dir {stat.st_mode & 0o7777:o}"

@@ -1,14 +1,19 @@
 """The sandbox for a kernel's own build code (its Makefiles, scripts and Kconfig helpers come from the
 profile's source): bubblewrap gives it a view of the host with only /usr and /etc (read-only), the source
 (read-only) and the directories it must write; no network; and it runs as an unprivileged user, so
-it can neither read root's files nor change anything outside those directories."""
+it can neither read root's files nor change anything outside those directories. It starts from an empty
+environment (root's, CI tokens included, never reaches it). What it leaves behind is untrusted data: the
+host side (kernel.py) reads and copies nothing through a path the sandbox could have written, and checks the
+installed tree before root keeps it."""
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 SANDBOX_UID = 65534       # nobody / nogroup: owns nothing on the host
 SYSTEM_TREES = ("/usr", "/etc")
+SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 def _chown_tree(path: Path, uid: int) -> None:
@@ -33,8 +38,9 @@ class KbuildSandbox:
         """What the sandbox wrote and the host keeps (installed modules, the kernel) belongs to root again."""
         _chown_tree(path, 0)
 
-    def argv(self, command: list[str], cwd: Path) -> list[str]:
-        """`command` run inside the sandbox, at the same paths as outside (logs and errors read the same)."""
+    def argv(self, command: list[str], cwd: Path, env: Optional[dict[str, str]] = None) -> list[str]:
+        """`command` run inside the sandbox, at the same paths as outside (logs and errors read the same),
+        with only PATH, HOME and `env` in its environment."""
         binds = []
         for tree in SYSTEM_TREES:
             binds += ["--ro-bind", tree, tree]
@@ -52,6 +58,9 @@ class KbuildSandbox:
             binds += ["--bind", str(path), str(path)]
         return ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--dev", "/dev", "--proc", "/proc",
-                "--perms", "1777", "--tmpfs", "/tmp", *binds, "--setenv", "HOME", "/tmp", "--chdir", str(cwd),
+                "--perms", "1777", "--tmpfs", "/tmp", *binds, "--clearenv", "--setenv", "HOME", "/tmp",
+                "--setenv", "PATH", SANDBOX_PATH,
+                *(word for key, value in sorted((env or {}).items()) for word in ("--setenv", key, value)),
+                "--chdir", str(cwd),
                 "setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *command]

@@ -13,6 +13,7 @@ from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..runner import Runner
 from .hashing import sha256_file, sha256_of_tree
+from .kernel_sandbox import KbuildSandbox
 
 
 class KernelError(PmemImageError):
@@ -88,6 +89,16 @@ def debian_source_tarball(plan: Plan, runner: Runner) -> Path:
     return tarball
 
 
+# tar cannot tell an archive's compression on a pipe: the first bytes do.
+_MAGIC = ((b"\x1f\x8b", "-z"), (b"\xfd7zXZ\x00", "-J"), (b"BZh", "-j"), (b"\x28\xb5\x2f\xfd", "--zstd"))
+
+
+def _compression(tarball: Path) -> list[str]:
+    with open(tarball, "rb") as stream:
+        head = stream.read(8)
+    return next(([flag] for magic, flag in _MAGIC if head.startswith(magic)), [])
+
+
 def unpack(tarball: Path, sha256: str, cache: Path, runner: Runner) -> Path:
     """Unpack once into the cache; returns the source tree (the tarball's single top directory)."""
     target = cache / "kernel-src" / sha256[:32]
@@ -96,8 +107,14 @@ def unpack(tarball: Path, sha256: str, cache: Path, runner: Runner) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=target.parent))
         try:
-            # Owners and modes from the tarball are not ours to keep (we run as root).
-            runner.run(["tar", "-C", str(staging), "--no-same-owner", "--no-same-permissions", "-xf", str(tarball)])
+            # tar runs in the kernel sandbox: a hostile archive's links and names can only write in staging/.
+            # Owners and modes from the tarball are not ours to keep.
+            # root opens the archive and hands it over on stdin: the sandbox user need not reach its directory.
+            sandbox = KbuildSandbox(staging, (staging,))
+            sandbox.hand_over()
+            runner.run(sandbox.argv(["tar", "-C", str(staging), "--no-same-owner", "--no-same-permissions",
+                                     *_compression(tarball), "-xf", "-"], staging), stdin=tarball)
+            sandbox.take_back(staging)
             entries = [p for p in staging.iterdir()]
             if len(entries) != 1 or not entries[0].is_dir() or entries[0].is_symlink():
                 names = ", ".join(sorted(p.name for p in entries)[:5]) or "nothing"
@@ -117,7 +134,7 @@ def obtain_source(plan: Plan, cache: Path, runner: Runner) -> tuple[Path, str]:
         path = Path(plan.kernel_path or "")
         if not path.is_dir():
             raise KernelError(f"kernel tree {path} does not exist", "fix kernel.path (relative to the profile)")
-        return path, sha256_of_tree(path, runner)
+        return path, sha256_of_tree(path)
     tarball = fetch_tarball(plan, cache, runner) if plan.kernel_source == "tarball" else \
         debian_source_tarball(plan, runner)
     sha256 = (plan.kernel_sha256 or "") if plan.kernel_source == "tarball" else sha256_file(tarball)

@@ -107,7 +107,7 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
         return sha256_file_memo(tarball, out_root / ".cache" / "source-hashes.json") if tarball.exists() \
             else "missing"
     if plan.kernel_source == "tree" and plan.kernel_path and Path(plan.kernel_path).is_dir():
-        return sha256_of_tree(Path(plan.kernel_path), runner)
+        return sha256_of_tree(Path(plan.kernel_path))
     return plan.kernel_sha256 or ""
 
 
