@@ -99,12 +99,13 @@ class Runner:
             raise CommandFailed(argv, result.returncode, result.stderr.splitlines()[-TAIL_LINES:])
         return result.stdout
 
-    def query(self, argv: list[str], *, timeout: Optional[float] = None, cwd: Optional[Path] = None
-              ) -> subprocess.CompletedProcess:
+    def query(self, argv: list[str], *, timeout: Optional[float] = None, cwd: Optional[Path] = None,
+              stdin: Optional[Path] = None) -> subprocess.CompletedProcess:
         """Run a short command quietly and return its exit code, stdout and stderr (text) whatever they are."""
         try:
-            return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout, cwd=cwd,
-                                  stdin=subprocess.DEVNULL)
+            with open(stdin, "rb") if stdin else open(os.devnull, "rb") as given:
+                return subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=timeout,
+                                      cwd=cwd, stdin=given)
         except FileNotFoundError:
             raise _missing(argv[0]) from None
 

@@ -1,16 +1,27 @@
 """A binary cache on an OCI registry, as Nix has substituters: `push` stores a build's files as one OCI
 artifact tagged by its build key (the hash of everything that determines the image); `build --substitute`
 pulls the artifact whose tag is the key it would build and uses it after checking every file, instead of
-running mkosi. The registry protocol is the oras library's (OCI distribution), not ours."""
+running mkosi. The registry protocol is the oras library's (OCI distribution), not ours; what it serves is
+untrusted: the OCI manifest is read first and only plain file layers with safe names are taken, each blob
+downloaded to a name chosen here (oras' own pull unpacks tar+gzip layers with no filter, as root), and
+everything is checked (and, with trusted keys, its signature verified: signing.py) before the pipeline
+renames it into out/."""
 
+import re
+import tempfile
 from pathlib import Path
 from typing import Optional
 
 from ..profile.errors import PmemImageError, UsageError
+from ..runner import Runner
 from .hashing import sha256_file
 from .manifest import file_stamp, read_manifest, write_listings
+from .signing import SIGNATURE, sign, verify
 
 TITLE = "org.opencontainers.image.title"
+PLAIN_LAYER = "application/vnd.oci.image.layer.v1.tar"     # oras' media type for one plain file
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -39,14 +50,22 @@ def _client(repository: str):
     return oras.client.OrasClient(hostname=host, insecure=_hostname(host) in LOCAL_HOSTS)
 
 
-def push(directory: Path, repository: str) -> str:
+def push(directory: Path, repository: str, signing_key: Optional[Path] = None) -> str:
     """Every file of the build directory (not verify/, run/ or state/: those are one machine's) as one
-    artifact, tagged with the build key; returns the reference."""
+    artifact, tagged with the build key, signed with `signing_key` when given; returns the reference."""
     manifest = read_manifest(directory)
     if manifest is None or "build_key" not in manifest:
         raise UsageError(f"{directory} holds no build", "build it first: pmem-image build PROFILE")
     reference = f"{repository}:{manifest['build_key']}"
-    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.name != SIGNATURE)
+    with tempfile.TemporaryDirectory() as work:
+        if signing_key is not None:
+            files.append(sign(manifest["build_key"], directory / "manifest.json", signing_key, Path(work), Runner()))
+        return _push_files(repository, reference, files, manifest)
+
+
+def _push_files(repository: str, reference: str, files: list[Path], manifest: dict) -> str:
     try:
         _client(repository).push(target=reference, files=[str(p) for p in files], disable_path_validation=True,
                                   do_chunked=True, quiet=True, manifest_annotations={
@@ -62,6 +81,24 @@ def _oci_manifest(client, reference: str) -> Optional[dict]:
         return client.get_manifest(reference)
     except Exception:              # oras raises on 404 like on any other failure; pull() says which
         return None
+
+
+def _plain_files(layers: list[dict]) -> list[tuple[str, str]]:
+    """(file name, digest) of every layer, refused unless each is one plain file with a safe name: no
+    archives to unpack, no paths, no duplicates."""
+    taken: list[tuple[str, str]] = []
+    for layer in layers:
+        name = (layer.get("annotations") or {}).get(TITLE, "")
+        if layer.get("mediaType") != PLAIN_LAYER or "io.deis.oras.content.unpack" in (layer.get("annotations") or {}):
+            raise SubstituteRefused(f"the artifact's layer {name!r} is a {layer.get('mediaType')}, not a plain file",
+                                    "pmem-image pushes plain files only; build without --substitute")
+        if not isinstance(name, str) or not SAFE_NAME.match(name) or not DIGEST.match(str(layer.get("digest"))):
+            raise SubstituteRefused(f"the artifact's layer {name!r} has no safe file name or digest",
+                                    "build without --substitute")
+        if name in {n for n, _ in taken}:
+            raise SubstituteRefused(f"the artifact holds {name!r} twice", "build without --substitute")
+        taken.append((name, str(layer["digest"])))
+    return taken
 
 
 def _verify(directory: Path, layers: list[dict], key: str) -> dict:
@@ -90,19 +127,26 @@ def _verify(directory: Path, layers: list[dict], key: str) -> dict:
     return manifest
 
 
-def pull(repository: str, key: str, destination: Path) -> Optional[dict]:
-    """The build with this key into `destination` (checked), or None when the registry has no such tag."""
+def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Path] = None,
+         runner: Optional[Runner] = None) -> Optional[dict]:
+    """The build with this key into `destination` (a new directory; checked), or None when the registry has
+    no such tag. With trusted_keys (an allowed_signers file) an unsigned or wrongly signed build is refused."""
     reference = f"{repository}:{key}"
     client = _client(repository)
     oci = _oci_manifest(client, reference)
     if oci is None:
         return None
-    destination.mkdir(parents=True, exist_ok=True)
+    wanted = _plain_files(oci.get("layers", []))
+    destination.mkdir(parents=True)
     try:
-        client.pull(target=reference, outdir=str(destination))
+        container = client.get_container(reference)
+        for name, digest in wanted:
+            client.download_blob(container, digest, str(destination / name))
     except Exception as error:
         raise PmemImageError(f"pulling {reference} failed: {error}", "build without --substitute") from None
     manifest = _verify(destination, oci.get("layers", []), key)
+    if trusted_keys is not None:
+        manifest["signed_by"] = verify(key, destination, trusted_keys, runner or Runner())
     # The files are new inodes here: record their stamps, so the next build sees them up to date.
     manifest["files"] = [{**entry, **file_stamp(destination / entry["name"])} for entry in manifest["files"]]
     manifest["pulled_from"] = reference

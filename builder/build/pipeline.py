@@ -123,20 +123,28 @@ def _package_layer(plan: Plan, files: dict[str, RenderedFile], mkosi_version: st
     return layer, reused
 
 
-def _substituted(repository: str, key: str, destination: Path, runner: Runner) -> Optional[dict]:
+def _substituted(repository: str, key: str, destination: Path, runner: Runner,
+                 trusted_keys: Optional[Path]) -> Optional[dict]:
     runner.say(f"looking for build key {key[:16]} in {repository}")
-    manifest = binary_cache.pull(repository, key, destination)
+    manifest = binary_cache.pull(repository, key, destination, trusted_keys, runner)
     if manifest is None:
         runner.say(f"{repository} has no build {key[:16]}; building it here")
+    elif trusted_keys is None:
+        runner.say("warning: no --trusted-keys: the digests show the files arrived as the registry sent them, "
+                   "not who built them")
+    else:
+        runner.say(f"signed by {manifest['signed_by']} (a key in {trusted_keys})")
     return manifest
 
 
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "",
-          substitute: Optional[str] = None, offline: bool = False, cold: bool = False) -> BuildResult:
+          substitute: Optional[str] = None, offline: bool = False, cold: bool = False,
+          trusted_keys: Optional[Path] = None) -> BuildResult:
     """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built.
     offline: install from the package cache only, no network (a locked build whose packages it holds).
-    cold: install the packages afresh (drop the package layer of these inputs first)."""
+    cold: install the packages afresh (drop the package layer of these inputs first).
+    trusted_keys: an OpenSSH allowed_signers file; a substituted build must be signed by one of them."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner),
@@ -160,7 +168,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
         try:
             started = time.time()
-            if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner)):
+            if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner, trusted_keys)):
                 replace_dir(staging / "pulled", directory)
                 runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
                 return BuildResult(directory, key, False, manifest, pulled=True)

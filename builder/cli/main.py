@@ -2,6 +2,7 @@
 
 import argparse
 import hashlib
+import os
 import json
 import sys
 import traceback
@@ -87,7 +88,7 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
-                   force=args.force or args.cold, profile_sha256=profile_sha, substitute=args.substitute,
+                   force=args.force or args.cold, profile_sha256=profile_sha, substitute=args.substitute, trusted_keys=args.trusted_keys,
                    offline=args.offline, cold=args.cold)
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
@@ -260,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "package store only (a locked profile whose packages it holds)")
     build_.add_argument("--substitute", metavar="REGISTRY/REPO", help="a binary cache (pmem-image push): pull and "
                         "check the build whose key is tagged there instead of building it")
+    build_.add_argument("--trusted-keys", type=Path, metavar="FILE", default=os.environ.get("PMEM_IMAGE_TRUSTED_KEYS"),
+                        help="OpenSSH allowed_signers: --substitute takes only builds signed by these keys")
     _add_verify_options(build_)
     build_.set_defaults(func=cmd_build)
 

@@ -4,6 +4,7 @@ build in an OCI registry, tagged by its build key (the binary cache `build --sub
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from ..build import binary_cache
@@ -43,7 +44,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     directory = args.build if args.build.is_dir() else out_root(args) / args.build.name
     with BuildLock(directory.parent.absolute(), directory.name):   # not swapped away while it is read
-        reference = binary_cache.push(directory, args.repository)
+        reference = binary_cache.push(directory, args.repository, args.sign_key)
     print(json.dumps({"exit_code": EXIT_OK, "reference": reference}, indent=2) if args.json else
           f"pushed {directory} as {reference}")
     return EXIT_OK
@@ -64,4 +65,6 @@ def add_parsers(commands, allow: argparse.ArgumentParser) -> None:
     push.add_argument("repository", metavar="REGISTRY/REPO", help="e.g. 127.0.0.1:5000/pmem-image, ghcr.io/OWNER/images")
     push.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     push.add_argument("--json", action="store_true", help="machine-readable result")
+    push.add_argument("--sign-key", type=Path, metavar="KEY", default=os.environ.get("PMEM_IMAGE_SIGNING_KEY"),
+                      help="OpenSSH private key: sign the build key and manifest (ssh-keygen -Y sign)")
     push.set_defaults(func=cmd_push)

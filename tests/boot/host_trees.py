@@ -42,6 +42,8 @@ def make_tree(root: Path, release: str) -> None:
     local_ca = Path("/usr/local/share/ca-certificates")
     if local_ca.is_dir():
         shutil.copytree(local_ca, root / "usr/local/share/ca-certificates", dirs_exist_ok=True)
+        result = _run(["chroot", str(root), "update-ca-certificates"])
+        assert result.returncode == 0, result.stdout + result.stderr
     for config in (Path("/etc/pip.conf"), Path("/etc/xdg/pip")):
         if config.is_dir():
             shutil.copytree(config, root / config.relative_to("/"), dirs_exist_ok=True)

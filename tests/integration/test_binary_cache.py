@@ -92,3 +92,82 @@ def test_a_key_the_registry_lacks_is_built_here(env, registry):
 def test_a_repository_with_a_tag_is_refused(env):
     result = cli(env, "build", "--substitute", "127.0.0.1:1/repo:latest", str(PROFILES / "default.yaml"))
     assert result.returncode == 2 and "is not REGISTRY/REPOSITORY" in result.stderr
+
+
+def _key(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """An OpenSSH key pair and an allowed_signers file that trusts it."""
+    private = tmp_path / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(private)], check=True)
+    allowed = tmp_path / f"{name}.allowed"
+    allowed.write_text(f"{name} {(tmp_path / f'{name}.pub').read_text().split(' ', 2)[0]} "
+                       f"{(tmp_path / f'{name}.pub').read_text().split(' ', 2)[1]}\n")
+    return private, allowed
+
+
+@pytest.mark.hostile
+def test_signed_builds_substitute_only_with_a_trusted_key(env, registry, tmp_path):
+    """push --sign-key, then --substitute --trusted-keys: the signer's key is accepted; another key, an unsigned
+    artifact and a moved tag are refused (exit 3, nothing replaced)."""
+    repository, _ = registry
+    builder_key, builder_trust = _key(tmp_path, "builder")
+    _, stranger_trust = _key(tmp_path, "stranger")
+    out = Path(env["PMEM_IMAGE_OUT"]) / "default"
+    assert cli(env, "build", str(PROFILES / "default.yaml")).returncode == 0
+    built = json.loads((out / "manifest.json").read_text())
+    assert cli(env, "push", str(out), repository, "--sign-key", str(builder_key)).returncode == 0
+    shutil.rmtree(out)
+    pulled = cli(env, "build", "--substitute", repository, "--trusted-keys", str(builder_trust),
+                 str(PROFILES / "default.yaml"))
+    assert pulled.returncode == 0 and "signed by builder" in pulled.stderr, pulled.stderr
+    assert json.loads((out / "manifest.json").read_text())["signed_by"] == "builder"
+
+    shutil.rmtree(out)
+    other = cli(env, "build", "--substitute", repository, "--trusted-keys", str(stranger_trust),
+                str(PROFILES / "default.yaml"))
+    assert other.returncode == 3 and "signed by no trusted key" in other.stderr and not out.exists()
+
+    # The same tag re-pushed unsigned (whoever can push the tag can do this): refused with keys configured.
+    assert cli(env, "build", str(PROFILES / "default.yaml")).returncode == 0
+    assert cli(env, "push", str(out), repository).returncode == 0
+    before = (out / "manifest.json").read_text()
+    unsigned = cli(env, "build", "--force", "--substitute", repository, "--trusted-keys", str(builder_trust),
+                   str(PROFILES / "default.yaml"))
+    assert unsigned.returncode == 3 and "is not signed" in unsigned.stderr
+    assert (out / "manifest.json").read_text() == before                  # the earlier output stands
+
+    # The tag moved to another build's signed artifact: its statement names another key.
+    second = tmp_path / "second.yaml"
+    second.write_text((PROFILES / "default.yaml").read_text().replace("size: 1G", "size: 2G", 1))
+    assert cli(env, "build", str(second)).returncode == 0
+    other_build = json.loads((out / "manifest.json").read_text())
+    assert other_build["build_key"] != built["build_key"]
+    signed_other = cli(env, "push", str(out), repository, "--sign-key", str(builder_key), "--json")
+    assert signed_other.returncode == 0
+    import oras.client
+    client = oras.client.OrasClient(hostname=repository.split("/")[0], insecure=True)
+    moved = client.get_manifest(f"{repository}:{other_build['build_key']}")
+    client.upload_manifest(moved, client.get_container(f"{repository}:{built['build_key']}"))
+    shutil.rmtree(out)
+    refused = cli(env, "build", "--substitute", repository, "--trusted-keys", str(builder_trust),
+                  str(PROFILES / "default.yaml"))
+    assert refused.returncode == 3 and not out.exists(), refused.stderr
+
+
+@pytest.mark.hostile
+def test_an_archive_layer_is_refused_before_anything_is_unpacked(env, registry, tmp_path):
+    """A tar+gzip layer holding a symlink out of the pull directory and a file through it (what oras' own
+    pull would unpack as root, unfiltered): refused from the OCI manifest, the canary directory untouched."""
+    repository, _ = registry
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "escape").symlink_to(canary)
+    assert cli(env, "build", str(PROFILES / "default.yaml")).returncode == 0
+    key = json.loads((Path(env["PMEM_IMAGE_OUT"]) / "default" / "manifest.json").read_text())["build_key"]
+    import oras.client
+    client = oras.client.OrasClient(hostname=repository.split("/")[0], insecure=True)
+    client.push(target=f"{repository}:{key}", files=[str(evil)], disable_path_validation=True, quiet=True)
+    result = cli(env, "build", "--force", "--substitute", repository, str(PROFILES / "default.yaml"))
+    assert result.returncode == 3 and "not a plain file" in result.stderr, result.stderr
+    assert list(canary.iterdir()) == []
