@@ -9,12 +9,12 @@ import traceback
 from pathlib import Path
 
 from .. import __version__
+from .options import add_verify_options
 from ..build.flushtest import run_on_host
 from ..build import mkosi as mkosi_tool
 from ..build.mkosi import mkosi_version
 from ..build.pipeline import build
 from ..build.tree import write_tree
-from ..knowledge.formats import FORMATS
 from ..plan.model import Plan
 from ..profile.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROOF_FAILED,
                               PmemImageError, Problem, UsageError)
@@ -181,47 +181,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
-    return int(text)
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return value
-
-
-def _add_verify_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
-    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
-                        help="auto: KVM if a probe boot works, else TCG")
-    parser.add_argument("--timeout", type=_positive_seconds, help="seconds to wait for the guest's report")
-    parser.add_argument("--warm-reboot", action="store_true",
-                        help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
-    parser.add_argument("--power-cycle", action="store_true",
-                        help="seed each pmem mount, power off, boot the same disk in a new QEMU process and check "
-                             "(nvdimm keeps the data; memmap pmem is RAM and loses it, as it should)")
-    parser.add_argument("--state", type=Path, metavar="DIR",
-                        help="nvdimm backend: keep the NVDIMM backing files in DIR (default: new ones for this run)")
-    parser.add_argument("--format", dest="export_format", choices=sorted(FORMATS),
-                        help="boot this export (made by build or export) on its platform's disk bus, not the raw disk")
-    parser.add_argument("--cloud-init", action="store_true",
-                        help="provision it from a NoCloud seed, log in as that user, boot again (cloud_init: true)")
-    parser.add_argument("--json", action="store_true", help="machine-readable result")
-    parser.add_argument("--junit", type=Path, metavar="FILE", help="also write the proof as JUnit XML (a testcase "
-                                                                   "per check, a testsuite per image)")
-    parser.add_argument("--keep-going", action="store_true", help="several profiles: go on past a failed one "
-                                                                  "(the exit code is still the first failure's)")
-    parser.add_argument("--jobs", type=_positive_count, metavar="N", help="several profiles: N at once (default: what this "
-                                                              "machine allows, one build per 2 CPUs and 8 GiB)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pmem-image", description="Build bootable persistent-memory emulation images from YAML profiles.")
@@ -263,13 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "check the build whose key is tagged there instead of building it")
     build_.add_argument("--trusted-keys", type=Path, metavar="FILE", default=os.environ.get("PMEM_IMAGE_TRUSTED_KEYS"),
                         help="OpenSSH allowed_signers: --substitute takes only builds signed by these keys")
-    _add_verify_options(build_)
+    add_verify_options(build_)
     build_.set_defaults(func=cmd_build)
 
     verify_ = commands.add_parser("verify", parents=[allow], help="boot a built image in QEMU and prove pmem + DAX from inside")
     verify_.add_argument("targets", type=Path, nargs="+", metavar="PROFILE|out/NAME",
                          help="profiles, directories of profiles, or build directories")
-    _add_verify_options(verify_)
+    add_verify_options(verify_)
     verify_.set_defaults(func=cmd_verify)
 
     flush = commands.add_parser("flush-test", help="compile and run the pmem flush test on this host",
