@@ -34,6 +34,7 @@ from .layers import drop_layer, layer_dir, layer_is_built, layer_key
 from .lock import check_against_lock, write_initrd_packages
 from .mkosi import check_image_kernel, package_cache_dir, run_mkosi, tools_dir
 from .toolchain import toolchain_identity
+from .instance_state import rescue_legacy_state
 from .tree import replace_dir
 
 
@@ -169,6 +170,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         try:
             started = time.time()
             if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner, trusted_keys)):
+                rescue_legacy_state(directory, out_root, plan.name, runner.say)
                 replace_dir(staging / "pulled", directory)
                 runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
                 return BuildResult(directory, key, False, manifest, pulled=True)
@@ -195,6 +197,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                      time.time() - started, kernel, kernel_release, directory, artifacts,
                                      {"name": layer.name, "reused": reused})
+            rescue_legacy_state(directory, out_root, plan.name, runner.say)
             replace_dir(result_dir, directory)
         except PmemImageError as error:
             error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from ..build.caches import CACHES, gc, tree_size
 from ..build.compare import compare, difference_json, difference_text, read_build
+from ..build.instance_state import remove_state, rescue_legacy_state
 from ..build.locks import BuildLock
+from ..render.launch import instance_state
 from ..profile.errors import EXIT_OK, EXIT_PROOF_FAILED, UsageError
 from ..profile.model import NAME_PATTERN
 from ..profile.sizes import human_size
@@ -21,7 +23,8 @@ def _outputs(out_root: Path) -> list[str]:
 
 
 def cmd_clean(args: argparse.Namespace, out_root: Path) -> int:
-    """Remove out/NAME (and its failure logs) under the profile's lock: a running build is never cut."""
+    """Remove out/NAME (and its failure logs) under the profile's lock: a running build is never cut.
+    Per-instance state (NVDIMM data, the persistent run overlay) stays unless --state asks, by name."""
     names = args.names or _outputs(out_root)
     for name in names:
         if not re.match(NAME_PATTERN, name):
@@ -29,13 +32,20 @@ def cmd_clean(args: argparse.Namespace, out_root: Path) -> int:
     freed = 0
     for name in names:
         targets = [t for t in (out_root / name, out_root / f"{name}.failed") if t.is_dir()]
-        if not targets and args.names:
+        if not targets and args.names and not (args.state and instance_state(out_root, name).is_dir()):
             raise UsageError(f"no build named {name} in {out_root}", f"builds there: {', '.join(_outputs(out_root))}")
         with BuildLock(out_root, name):
+            rescue_legacy_state(out_root / name, out_root, name, print)
             for target in targets:
                 freed += tree_size(target)
                 shutil.rmtree(target)
+            state = remove_state(out_root, name) if args.state else []
         print(f"removed {name} ({', '.join(t.name for t in targets) or 'nothing'})")
+        if state:
+            print(f"removed {name}'s instance state in {instance_state(out_root, name)}: {', '.join(state)}")
+        elif instance_state(out_root, name).is_dir():
+            print(f"kept {name}'s instance state (NVDIMM data, run overlay) in {instance_state(out_root, name)}; "
+                  "clean --state removes it")
     print(f"freed {human_size(freed)}; caches are kept (pmem-image gc trims them)")
     return EXIT_OK
 
@@ -61,6 +71,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def add_parsers(commands, out_option) -> None:
     clean = commands.add_parser("clean", help="remove build outputs (out/NAME); all of them without NAME")
     clean.add_argument("names", nargs="*", metavar="NAME")
+    clean.add_argument("--state", action="store_true", help="also delete the images' instance state: NVDIMM "
+                       "backing files (the lab's pmem data) and persistent run overlays, in OUT/.state/NAME")
     out_option(clean)
     clean.set_defaults(func=cmd_clean, needs_out=True)
     trim = commands.add_parser("gc", help="trim the shared caches (packages, kernel sources and builds, ccache), "

@@ -1,6 +1,8 @@
 """The launch contract: how the image must be started so its pmem regions exist (the machine type, the
 exact RAM, the firmware the plan assumed), as a QEMU command line and as a libvirt domain (pure)."""
 
+import hashlib
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
@@ -32,7 +34,25 @@ def disk_arguments(disk: Path, disk_format: str, bus: str) -> list[str]:
     return ["-drive", f"{drive},if=none,id=root", *controller]
 
 
-STATE_DIRECTORY = Path("state")     # beside the image: where run keeps NVDIMM backing files by default
+STATE_DIRECTORY = Path("state")     # QEMU's default for a backend's files (relative to where it runs)
+# Per-instance state lives outside the build outputs, which every rebuild replaces whole:
+# OUT/.state/NAME/pmem-LAYOUT/ holds the NVDIMM backing files of one layout (a layout change starts a new
+# directory and keeps the old one aside), OUT/.state/NAME/run/ the persistent run overlay and firmware vars.
+STATE_ROOT = ".state"
+
+
+def instance_state(out_root: Path, name: str) -> Path:
+    return out_root / STATE_ROOT / name
+
+
+def pmem_layout_key(plan: Plan) -> str:
+    """What the backing files' contents belong to: their names and sizes (size + label area)."""
+    files = backend_for(plan.pmem_backend).state_files(plan)
+    return hashlib.sha256(json.dumps([[f.name, f.size] for f in files]).encode()).hexdigest()[:16]
+
+
+def pmem_state_dir(out_root: Path, plan: Plan) -> Path:
+    return instance_state(out_root, plan.name) / f"pmem-{pmem_layout_key(plan)}"
 
 
 def describe_regions(plan: Plan) -> str:
@@ -106,7 +126,8 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(interface, "model", type="virtio")
     for region, file in zip(plan.regions, state_files, strict=False):   # memmap: no state files
         memory = ET.SubElement(devices, "memory", model="nvdimm", access="shared")
-        ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(image.parent / STATE_DIRECTORY / file.name)
+        ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(pmem_state_dir(image.parent.parent, plan)
+                                                                          / file.name)
         target = ET.SubElement(memory, "target")
         ET.SubElement(target, "size", unit="KiB").text = str(file.size // 1024)
         ET.SubElement(target, "node").text = "0"

@@ -1,8 +1,10 @@
 """pmem-image run and ssh: boot a built image by hand on the machine it was planned for, and log into it.
 
-run keeps its state in out/<name>/run/: the copy-on-write overlay (discarded at the end unless --persist),
-a copy of the UEFI variables, the SSH key made for this boot (session-key; the guest gets its public half
-as an SMBIOS OEM string) and state.json (pid, SSH port, login user, that key) that ssh reads."""
+run keeps its state outside the build output (a rebuild replaces that whole), in OUT/.state/<name>/run/:
+the copy-on-write overlay (discarded at the end unless --persist; kept aside, not reused, once the image
+under it was rebuilt), a copy of the UEFI variables, the SSH key made for this boot (session-key; the
+guest gets its public half as an SMBIOS OEM string) and state.json (pid, SSH port, login user, that key)
+that ssh reads. NVDIMM backing files are in OUT/.state/<name>/pmem-LAYOUT/ (render/launch.py)."""
 
 import json
 import os
@@ -13,7 +15,8 @@ from typing import Optional
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..profile.sizes import human_size
-from ..render.launch import STATE_DIRECTORY
+from ..build.manifest import read_manifest
+from ..render.launch import STATE_DIRECTORY, instance_state, pmem_state_dir
 from ..runner import Runner
 from .boot import choose_accel
 from .login import SSH_OPTIONS, throwaway_key
@@ -56,10 +59,11 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
-    work = directory / "run"
+    work = run_dir(directory)
     state = work / STATE
     if state.exists() and _alive(json.loads(state.read_text()).get("pid")):
         raise UsageError(f"{plan.name} is already running (see {state})", f"log in: pmem-image ssh {plan.name}")
+    _keep_aside_if_rebuilt(work, directory, persist)
     work.mkdir(parents=True, exist_ok=True)
     overlay = work / "overlay.qcow2"
     if not (persist and overlay.exists()):
@@ -69,7 +73,8 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
     if plan.firmware == "uefi" and not (persist and vars_file.exists()):
         copy_ovmf_vars(vars_file)
     # NVDIMM backing files outlive every run (that is the point of them), --persist or not.
-    state_dir = prepare_state(plan, state or directory / STATE_DIRECTORY)
+    state_dir = prepare_state(plan, state or pmem_state_dir(directory.parent, plan))
+    _report_other_layouts(state_dir, state is None)
     port = ssh_port or free_port()
     accel = choose_accel(accel, directory, plan, runner)
     # A key for this boot only: the profile's users need no keys of their own for `pmem-image ssh`.
@@ -89,6 +94,35 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
             vars_file.unlink(missing_ok=True)
 
 
+def run_dir(directory: Path) -> Path:
+    """OUT/.state/NAME/run for the build in OUT/NAME."""
+    return instance_state(directory.parent, directory.name) / "run"
+
+
+def _keep_aside_if_rebuilt(work: Path, directory: Path, persist: bool) -> None:
+    """A persistent overlay belongs to the image it was made over: after a rebuild it is moved aside to
+    run-OLDKEY/ (and said so), never reused over the new image nor deleted."""
+    manifest = read_manifest(directory) or {}
+    key = str(manifest.get("build_key", ""))
+    bound = work / "image-key"
+    old = bound.read_text().strip() if bound.is_file() else key
+    if persist and (work / "overlay.qcow2").exists() and old != key:
+        aside = work.with_name(f"run-{old[:16]}")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(work, aside)
+        print(f"{directory.name} was rebuilt: the persistent overlay of the old image is kept in {aside}; "
+              "this run starts from the new image", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    bound.write_text(key + "\n")
+
+
+def _report_other_layouts(current: Path, default: bool) -> None:
+    others = sorted(p.name for p in current.parent.glob("pmem-*") if p != current) if default else []
+    if others:
+        print(f"NVDIMM data of other pmem layouts is kept in {current.parent}: {', '.join(others)} "
+              "(this layout uses a new, empty one)", flush=True)
+
+
 def _alive(pid: Optional[int]) -> bool:
     if not pid:
         return False
@@ -102,7 +136,7 @@ def _alive(pid: Optional[int]) -> bool:
 
 
 def ssh_argv(directory: Path, name: str, user: Optional[str], identity: Optional[Path], command: list[str]) -> list[str]:
-    state_file = directory / "run" / STATE
+    state_file = run_dir(directory) / STATE
     try:
         state = json.loads(state_file.read_text())
     except (OSError, ValueError):

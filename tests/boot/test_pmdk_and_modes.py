@@ -95,7 +95,8 @@ def test_compile_a_libpmemobj_program_on_the_image_over_run_and_ssh(tmp_path):
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
             process.kill()
-    assert not (OUT / "pmdk-dev" / "run" / "session-key").exists()      # the boot's key goes with the boot
+    assert not (OUT / ".state" / "pmdk-dev" / "run" / "session-key").exists()      # the boot's key goes with the boot
+    assert (OUT / ".state" / "pmdk-dev" / "run").is_dir()                          # run kept its state there
 
 
 def test_every_namespace_mode_is_proven_and_kept_across_a_warm_reboot():

@@ -109,7 +109,8 @@ def test_run_then_ssh_in_and_use_the_pmem(lab):
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert not (OUT / NAME / "run" / "overlay.qcow2").exists()     # discarded without --persist
+    assert not (OUT / ".state" / NAME / "run" / "overlay.qcow2").exists()     # discarded without --persist
+    assert (OUT / ".state" / NAME / "run" / "image-key").is_file()             # the run dir was used
 
 
 def test_verify_proves_pmem_and_logs_in_with_a_throwaway_key(lab):

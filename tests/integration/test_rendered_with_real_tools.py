@@ -170,16 +170,19 @@ def test_libvirt_domain_validates(tmp_path, name):
 
 
 def test_libvirt_domain_carries_the_nvdimms(tmp_path):
-    """nvdimm backend: libvirt gets each NVDIMM (shared file in state/, size with its label area, label size),
-    maxMemory with a slot per NVDIMM and the NUMA cell memory devices need; its schema accepts it."""
+    """nvdimm backend: libvirt gets each NVDIMM (shared file in the instance's state, out/.state/NAME/pmem-LAYOUT/,
+    size with its label area, label size), maxMemory with a slot per NVDIMM and the NUMA cell memory devices
+    need; its schema accepts it."""
     import xml.etree.ElementTree as ET
-    from builder.render.launch import libvirt_domain
+    from builder.render.launch import libvirt_domain, pmem_state_dir
     from conftest import PROFILES, plan_of_file
     plan, _ = plan_of_file(PROFILES / "nvdimm-lab.yaml")
-    domain = ET.fromstring(libvirt_domain(plan, tmp_path / "nvdimm-lab.raw"))
+    domain = ET.fromstring(libvirt_domain(plan, tmp_path / "nvdimm-lab" / "nvdimm-lab.raw"))
     nvdimms = domain.findall("devices/memory[@model='nvdimm']")
     assert [m.get("access") for m in nvdimms] == ["shared", "shared"]
-    assert [m.findtext("source/path") for m in nvdimms] == [str(tmp_path / "state" / f"nvdimm{n}.img") for n in (0, 1)]
+    state = pmem_state_dir(tmp_path, plan)
+    assert state.parent == tmp_path / ".state" / "nvdimm-lab"
+    assert [m.findtext("source/path") for m in nvdimms] == [str(state / f"nvdimm{n}.img") for n in (0, 1)]
     assert [int(m.findtext("target/size")) for m in nvdimms] == [(1 << 20) + 128, (512 << 10) + 128]   # KiB
     assert [m.findtext("target/label/size") for m in nvdimms] == ["128", "128"]
     assert domain.find("maxMemory").get("slots") == "2" and domain.find("cpu/numa/cell") is not None

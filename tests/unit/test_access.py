@@ -7,7 +7,7 @@ import pytest
 from builder.profile.errors import ProfileError
 from builder.render.outputs import render
 from builder.verify.qemu import run_command
-from builder.verify.session import banner, login_user, ssh_argv
+from builder.verify.session import banner, login_user, run_dir, ssh_argv
 from conftest import plan_of_text
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl dev@laptop"
@@ -92,10 +92,12 @@ def test_run_command_banner_and_ssh(tmp_path: Path):
     assert "mon:stdio" in argv and "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22" in argv
     assert argv[argv.index("-m") + 1] == "4096M" and argv[argv.index("-machine") + 1] == "q35"
     assert login_user(lab) == "dev" and "pmem-image ssh t" in banner(lab, 2222, False)
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "state.json").write_text('{"pid": 1, "ssh_port": 2222, "user": "dev"}')
-    assert ssh_argv(tmp_path, "t", None, None, ["uname"])[-2:] == ["dev@127.0.0.1", "uname"]
-    assert "-p" in ssh_argv(tmp_path, "t", "root", Path("k"), [])
+    run = run_dir(tmp_path / "t")                     # out/.state/t/run: outside the build output
+    assert run == tmp_path / ".state" / "t" / "run"
+    run.mkdir(parents=True)
+    (run / "state.json").write_text('{"pid": 1, "ssh_port": 2222, "user": "dev"}')
+    assert ssh_argv(tmp_path / "t", "t", None, None, ["uname"])[-2:] == ["dev@127.0.0.1", "uname"]
+    assert "-p" in ssh_argv(tmp_path / "t", "t", "root", Path("k"), [])
 
 
 def test_run_hands_a_boot_its_own_key_and_ssh_uses_it(tmp_path: Path):
@@ -110,10 +112,10 @@ def test_run_hands_a_boot_its_own_key_and_ssh_uses_it(tmp_path: Path):
     assert "enable pmem-session-key.service" in files[
         "mkosi.extra/usr/lib/systemd/system-preset/50-pmem-image.preset"].content
     assert "mkosi.extra/usr/lib/pmem-image/pmem-session-key" not in render(plan(""))
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "state.json").write_text(
-        '{"pid": 1, "ssh_port": 2222, "user": "dev", "identity": "/out/t/run/session-key"}')
-    argv = ssh_argv(tmp_path, "t", None, None, [])
-    assert argv[argv.index("-i") + 1] == "/out/t/run/session-key" and "IdentitiesOnly=yes" in argv
-    argv = ssh_argv(tmp_path, "t", None, Path("mine"), [])
+    run_dir(tmp_path / "t").mkdir(parents=True)
+    (run_dir(tmp_path / "t") / "state.json").write_text(
+        '{"pid": 1, "ssh_port": 2222, "user": "dev", "identity": "/out/.state/t/run/session-key"}')
+    argv = ssh_argv(tmp_path / "t", "t", None, None, [])
+    assert argv[argv.index("-i") + 1] == "/out/.state/t/run/session-key" and "IdentitiesOnly=yes" in argv
+    argv = ssh_argv(tmp_path / "t", "t", None, Path("mine"), [])
     assert argv[argv.index("-i") + 1] == "mine"
