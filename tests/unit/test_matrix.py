@@ -76,3 +76,12 @@ def test_an_invalid_profile_fails_the_matrix(tmp_path, capsys):
     (tmp_path / "bad.yaml").write_text("name: Bad\n")
     assert main(["matrix", str(tmp_path)]) == 2
     assert "bad.yaml" in capsys.readouterr().err
+
+
+def test_example_workflows_never_expand_expressions_into_shell_text():
+    """`${{ ... }}` inside a run: block is pasted into the script before the shell parses it; matrix values
+    must go through env: instead (GitHub's documented script-injection pattern)."""
+    for workflow in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
+        for job in yaml.safe_load(workflow.read_text())["jobs"].values():
+            for step in job.get("steps", []):
+                assert "${{" not in step.get("run", ""), (workflow.name, step.get("name"))
