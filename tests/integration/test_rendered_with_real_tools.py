@@ -117,16 +117,23 @@ def test_pmem_mkfs_script_runs_the_planned_mkfs(trees, tmp_path):
     log = tmp_path / "calls"
     for tool in ("mkfs.ext4", "mkfs.xfs"):
         (bin_dir / tool).write_text(f"#!/bin/sh\necho {tool} \"$@\" >> {log}\n")
-    (bin_dir / "blkid").write_text("#!/bin/sh\n[ -e \"$FAKE_HAS_FS\" ]\n")
+    # blkid -p as util-linux has it: the TYPE and exit 0 when it finds one, exit 2 when nothing is there,
+    # other codes when the probe itself fails (FAKE_BLKID: "TYPE" or "exit N").
+    (bin_dir / "blkid").write_text("#!/bin/sh\ncase \"$FAKE_BLKID\" in exit*) exit ${FAKE_BLKID#exit } ;; "
+                                   "*) echo \"$FAKE_BLKID\" ;; esac\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     script = directory / "mkosi.extra/usr/lib/pmem-image/pmem-mkfs"
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_HAS_FS": str(tmp_path / "nothing")}
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_BLKID": "exit 2"}
     assert subprocess.run([str(script), "pmem1"], env=env, capture_output=True).returncode == 0
     assert log.read_text() == "mkfs.xfs -q -f -m reflink=0 -L pmem1 /dev/pmem1\n"
-    env["FAKE_HAS_FS"] = str(script)  # exists: blkid finds a filesystem
+    env["FAKE_BLKID"] = "ext4"                  # pmem0 is planned ext4 and has it: kept
     assert subprocess.run([str(script), "pmem0"], env=env, capture_output=True).returncode == 0
-    assert log.read_text().count("\n") == 1
+    for blkid, why in (("xfs", b"not the planned ext4"), ("exit 4", b"could not probe"), ("exit 8", b"could not probe")):
+        env["FAKE_BLKID"] = blkid
+        refused = subprocess.run([str(script), "pmem0"], env=env, capture_output=True)
+        assert refused.returncode == 1 and why in refused.stderr, refused.stderr
+    assert log.read_text().count("\n") == 1    # mkfs ran for the empty device only
     assert subprocess.run([str(script), "pmem7"], env=env, capture_output=True).returncode == 2
 
 
