@@ -65,7 +65,7 @@ def test_pmem_and_a_pmdk_pool_survive_a_warm_reboot():
     report = proven("verify", "--warm-reboot", "--json", str(PROFILES / "pmdk-dev.yaml"))
     assert {"/dev/pmem0 survives warm reboot", "/dev/pmem0 PMDK pool survives warm reboot"} <= set(rows(report))
     serial = (OUT / "pmdk-dev" / "verify" / "serial.log").read_text(errors="replace")
-    assert "seeds written; warm reboot" in serial and "already has a filesystem; keeping it" in serial
+    assert "seeds written; warm reboot" in serial and "already has ext4; keeping it" in serial      # the planned type, found
     setup = report["guest_report"]["namespace_setup"]
     # The second boot found the device DAX it made in the first and left it alone.
     assert [(s["device"], s["action"]) for s in setup] == [("dax1.0", "kept")]
