@@ -88,32 +88,32 @@ def _plain_files(layers: list[dict]) -> list[tuple[str, str]]:
     archives to unpack, no paths, no duplicates."""
     taken: list[tuple[str, str]] = []
     for layer in layers:
-        name = (layer.get("annotations") or {}).get(TITLE, "")
-        if layer.get("mediaType") != PLAIN_LAYER or "io.deis.oras.content.unpack" in (layer.get("annotations") or {}):
+        annotations = layer.get("annotations") or {}
+        name = annotations.get(TITLE, "")
+        if layer.get("mediaType") != PLAIN_LAYER or "io.deis.oras.content.unpack" in annotations:
             raise SubstituteRefused(f"the artifact's layer {name!r} is a {layer.get('mediaType')}, not a plain file",
                                     "pmem-image pushes plain files only; build without --substitute")
         if not isinstance(name, str) or not SAFE_NAME.match(name) or not DIGEST.match(str(layer.get("digest"))):
             raise SubstituteRefused(f"the artifact's layer {name!r} has no safe file name or digest",
                                     "build without --substitute")
-        if name in {n for n, _ in taken}:
+        if any(name == seen for seen, _ in taken):
             raise SubstituteRefused(f"the artifact holds {name!r} twice", "build without --substitute")
         taken.append((name, str(layer["digest"])))
     return taken
 
 
-def _verify(directory: Path, layers: list[dict], key: str) -> dict:
-    """Every pulled file against the OCI layer digest, and against the sha256 manifest.json records (each file
-    hashed once: a raw disk is gigabytes)."""
+def _verify(directory: Path, files: list[tuple[str, str]], key: str) -> dict:
+    """Every pulled file (name and digest as _plain_files took them) against its OCI layer digest, and against
+    the sha256 manifest.json records (each file hashed once: a raw disk is gigabytes)."""
     digests: dict[str, str] = {}
-    for layer in layers:
-        name = layer.get("annotations", {}).get(TITLE, "")
+    for name, digest in files:
         path = directory / name
-        if not name or "/" in name or not path.is_file():
-            raise SubstituteRefused(f"the artifact's layer {layer.get('digest')} has no usable file name ({name!r})",
+        if not path.is_file():
+            raise SubstituteRefused(f"the artifact's layer {digest} did not arrive as {name!r}",
                                     "build without --substitute")
         digests[name] = sha256_file(path)
-        if f"sha256:{digests[name]}" != layer.get("digest"):
-            raise SubstituteRefused(f"{name} from the registry does not match its digest {layer.get('digest')}",
+        if f"sha256:{digests[name]}" != digest:
+            raise SubstituteRefused(f"{name} from the registry does not match its digest {digest}",
                                     "the artifact was tampered with or broke in transit; build without --substitute")
     manifest = read_manifest(directory)
     if manifest is None or manifest.get("build_key") != key:
@@ -144,7 +144,7 @@ def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Pa
             client.download_blob(container, digest, str(destination / name))
     except Exception as error:
         raise PmemImageError(f"pulling {reference} failed: {error}", "build without --substitute") from None
-    manifest = _verify(destination, oci.get("layers", []), key)
+    manifest = _verify(destination, wanted, key)
     if trusted_keys is not None:
         manifest["signed_by"] = verify(key, destination, trusted_keys, runner or Runner())
     # The files are new inodes here: record their stamps, so the next build sees them up to date.

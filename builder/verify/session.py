@@ -63,8 +63,7 @@ def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_po
     state = work / STATE
     if state.exists() and _alive(json.loads(state.read_text()).get("pid")):
         raise UsageError(f"{plan.name} is already running (see {state})", f"log in: pmem-image ssh {plan.name}")
-    _keep_aside_if_rebuilt(work, directory, persist)
-    work.mkdir(parents=True, exist_ok=True)
+    _keep_aside_if_rebuilt(work, directory, persist)      # (re)makes work/, bound to this image
     overlay = work / "overlay.qcow2"
     if not (persist and overlay.exists()):
         overlay.unlink(missing_ok=True)
@@ -108,7 +107,10 @@ def _keep_aside_if_rebuilt(work: Path, directory: Path, persist: bool) -> None:
     old = bound.read_text().strip() if bound.is_file() else key
     if persist and (work / "overlay.qcow2").exists() and old != key:
         aside = work.with_name(f"run-{old[:16]}")
-        shutil.rmtree(aside, ignore_errors=True)
+        number = 1
+        while aside.exists():                 # an earlier one kept aside stays as it is
+            number += 1
+            aside = work.with_name(f"run-{old[:16]}-{number}")
         os.rename(work, aside)
         print(f"{directory.name} was rebuilt: the persistent overlay of the old image is kept in {aside}; "
               "this run starts from the new image", flush=True)
