@@ -99,6 +99,7 @@ _OUTPUTS = (
     _Output("kernel-cmdline.j2", f"{_EXTRA}/etc/kernel/cmdline", plain_field),
     _Output("pmem-selftest.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-selftest.service", plain_field),
     _Output("pmem-selftest.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-selftest", shell_checked, executable=True),
+    _Output("pmem-report.jq.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-report.jq", plain_field),
     _Output("selftest-preset.j2", f"{_EXTRA}/usr/lib/systemd/system-preset/50-pmem-image.preset", plain_field),
     _Output("pmem-layout-guard.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-layout-guard", shell_checked,
             executable=True),
