@@ -101,14 +101,14 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
 def _verify_and_report(plan: Plan, directory: Path, runner: Runner, args: argparse.Namespace) -> tuple[str, int, str]:
     result = verify(plan, directory, runner, accel=args.accel, timeout=args.timeout, warm_reboot=args.warm_reboot,
                     export_format=args.export_format, cloud_init=args.cloud_init, power_cycle=args.power_cycle,
-                    state=args.state)
+                    state=args.state, fast=args.fast)
     code = EXIT_OK if result.passed else EXIT_PROOF_FAILED
     args.suites.append(Suite(plan.name, result.checks, result.seconds, result.accel))
     if args.json:
         print(json.dumps({"exit_code": code, **json.loads(result.report_path.read_text())}, indent=2))
     else:
         print(checks_table(result.checks))
-        print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, report after "
+        print(f"\n{plan.name}: {'PASSED' if result.passed else 'FAILED'} ({result.accel}, {result.boot} boot, report after "
               f"{result.seconds:.0f}s); details in {result.report_path}")
     failed = sum(not c.passed for c in result.checks)
     return ("passed" if result.passed else "proof failed"), code, f"{failed} of {len(result.checks)} checks fail" \

@@ -28,6 +28,9 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
                         help="auto: KVM if a probe boot works, else TCG")
     parser.add_argument("--timeout", type=_positive_seconds, help="seconds to wait for the guest's report")
+    parser.add_argument("--fast", action="store_true",
+                        help="boot the disk's kernel, initrds and command line directly (-kernel), without the "
+                             "firmware's disk boot and GRUB: every row but the boot path's; plain verify proves those")
     parser.add_argument("--warm-reboot", action="store_true",
                         help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
     parser.add_argument("--power-cycle", action="store_true",

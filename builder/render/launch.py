@@ -63,9 +63,11 @@ def describe_regions(plan: Plan) -> str:
 
 
 def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None,
-                      disk_format: str = "qcow2", bus: str = "virtio", state: Path = STATE_DIRECTORY) -> list[str]:
+                      disk_format: str = "qcow2", bus: str = "virtio", state: Path = STATE_DIRECTORY,
+                      firmware: bool = True) -> list[str]:
     """The machine the image was planned for: type, memory, CPUs, firmware, pmem backend (state: the directory
-    of its backing files, if it has any), its disk."""
+    of its backing files, if it has any), its disk. firmware=False: QEMU's default firmware (SeaBIOS), for a
+    kernel QEMU loads itself (-kernel), whatever firmware the plan boots from disk."""
     backend = backend_for(plan.pmem_backend)
     argv = ["qemu-system-x86_64", "-machine", plan.machine + backend.machine_options(plan),
             "-m", backend.memory_argument(plan), "-smp", str(plan.cpus)]
@@ -73,7 +75,7 @@ def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Pa
         argv += ["-accel", "kvm", "-cpu", "host"]
     else:
         argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
-    if plan.firmware == "uefi":
+    if plan.firmware == "uefi" and firmware:
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars or OVMF_VARS.name)}"]
     argv += backend.qemu_arguments(plan, state)

@@ -19,6 +19,7 @@ from .persistence_proof import power_cycle_checks
 from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, prepare_state, qemu_command
 from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check, seed_arguments
 from .templates import boot_disk, root_disk_check
+from .direct_boot import direct_boot_arguments
 
 BOOT_TIMEOUT = {"kvm": 300, "tcg": 900}
 POWEROFF_GRACE = 60
@@ -31,6 +32,7 @@ class VerifyResult:
     accel: str
     seconds: float
     report_path: Path
+    boot: str = "firmware"     # or "direct" (verify --fast: QEMU loaded the image's kernel itself)
 
 
 def choose_accel(requested: str, directory: Path, plan: Plan, runner: Runner) -> str:
@@ -110,10 +112,12 @@ def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, t
 
 def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
            warm_reboot: bool = False, export_format: Optional[str] = None, cloud_init: bool = False,
-           power_cycle: bool = False, state: Optional[Path] = None) -> VerifyResult:
+           power_cycle: bool = False, state: Optional[Path] = None, fast: bool = False) -> VerifyResult:
     """Boot the image (or with export_format, that export on its platform's bus) and judge its report.
     power_cycle: boot, seed, power off, then boot the same disk and state files in a new QEMU process.
-    state: the directory of the NVDIMM backing files (default: new ones in the verify directory)."""
+    state: the directory of the NVDIMM backing files (default: new ones in the verify directory).
+    fast: QEMU boots the kernel, initrds and command line of the disk's boot entry itself (no firmware disk
+    boot, no GRUB); every row but the boot path's own is the same."""
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
@@ -121,6 +125,9 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
     if power_cycle and (warm_reboot or cloud_init):
         raise UsageError("--power-cycle boots twice on its own", "use it without --warm-reboot and --cloud-init")
+    if fast and export_format:
+        raise UsageError("--fast boots the raw disk's kernel directly; an export is proven on its platform's firmware "
+                         "and bus", "drop --fast to boot the export, or --format to boot the raw disk fast")
     work = directory / "verify"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -130,7 +137,8 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     accel = choose_accel(accel, directory, plan, runner)
     timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
     runner.run(make_overlay(disk, overlay, disk_format))   # the image itself is never written
-    vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" else None
+    direct = direct_boot_arguments(image, work, runner) if fast else None
+    vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" and not fast else None
     user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
     port = free_port() if user else 0
@@ -140,12 +148,13 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
         first, first_seconds, exited_by_itself = _first_of_power_cycle(
             qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, bus=bus, state=state,
-                         power_cycle=True), serial_log, report_log, timeout, runner)
+                         power_cycle=True, direct=direct), serial_log, report_log, timeout, runner)
         runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
                    f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
                    "booting the same disk in a new QEMU process")
     argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
-                        login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle) + seed
+                        login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle,
+                        direct=direct) + seed
     started = time.monotonic()
     process = runner.spawn(argv) if first is not None or not power_cycle else None
     report, login, cloud = None, None, []
@@ -198,13 +207,14 @@ def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", tim
     passed = all(c.passed for c in checks)
     result_path = work / "report.json"
     result_path.write_text(json.dumps({
-        "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel, "warm_reboot": warm_reboot,
+        "name": plan.name, "plan_hash": plan.digest(), "passed": passed, "accel": accel,
+        "boot": "direct" if fast else "firmware", "warm_reboot": warm_reboot,
         "power_cycle": power_cycle, "first_boot_seconds": round(first_seconds, 1) if power_cycle else None,
         "first_boot_report": first,
         "disk": {"file": disk.name, "format": disk_format, "bus": bus, "export": export_format},
         "boot_seconds": round(boot_seconds, 1), "checks": checks_as_json(checks), "guest_report": report,
     }, indent=2) + "\n")
-    return VerifyResult(passed, checks, accel, boot_seconds, result_path)
+    return VerifyResult(passed, checks, accel, boot_seconds, result_path, "direct" if fast else "firmware")
 
 
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
