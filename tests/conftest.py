@@ -1,4 +1,5 @@
 import json
+import time
 import os
 import re
 import subprocess
@@ -127,3 +128,35 @@ def env(tmp_path: Path) -> dict:
 # for any user (the check itself is tested below).
 CLI_WITHOUT_ROOT_CHECK = ("import sys, builder.build.mkosi as m; m.require_root = lambda: None; "
                           "from builder.cli.main import main; sys.exit(main(sys.argv[1:]))")
+
+
+# Tier times for CI's summary (.ci/run): each test's setup + call + teardown, added up by the tier its markers
+# put it in (the same split scripts/test makes), plus the session's wall clock.
+_TIER_SECONDS: dict[str, float] = {}
+_TIER_TESTS: dict[str, set] = {}
+
+
+def _tier(item_keywords) -> str:
+    return "boot" if "boot" in item_keywords else "integration" if "integration" in item_keywords else "unit"
+
+
+def pytest_runtest_logreport(report):
+    tier = _tier(report.keywords)
+    _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+    _TIER_TESTS.setdefault(tier, set()).add(report.nodeid)
+
+
+def pytest_sessionstart(session):
+    session.config._pmem_image_started = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not _TIER_SECONDS:
+        return
+    wall = time.monotonic() - config._pmem_image_started
+    terminalreporter.section("tier times")
+    for tier in ("unit", "integration", "boot"):
+        if tier in _TIER_SECONDS:
+            terminalreporter.write_line(f"{tier:<12} {len(_TIER_TESTS[tier]):4d} tests {_TIER_SECONDS[tier] / 60:6.1f} min")
+    terminalreporter.write_line(f"{'all':<12} {sum(map(len, _TIER_TESTS.values())):4d} tests {wall / 60:6.1f} min "
+                                "(wall clock)")

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Boot-to-proof timings of one built image, as a table of medians (run as root, by hand; minutes).
+
+  firmware   pmem-image verify: SeaBIOS or OVMF, GRUB, the disk's boot entry (the proof of what is published)
+  fast       pmem-image verify --fast: QEMU loads the entry's kernel and initrds itself (-kernel/-initrd/-append)
+
+Each is QEMU start to the guest's report (report.json's boot_seconds), plus the whole command (QEMU stopped,
+overlay removed); the runs alternate, so both see the same machine. The ratio is fast / firmware, medians.
+
+Usage: .venv/bin/python bench/boot.py [PROFILE] [RUNS]    (default profiles/default.yaml, 3 runs)
+Uses out/bench/ as its output root (built first if needed). Never run it beside another build or boot.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(ROOT / ".venv" / "bin" / "pmem-image")
+OUT = ROOT / "out" / "bench"
+
+
+def proof(profile: Path, env: dict, *options: str) -> tuple[float, float]:
+    started = time.monotonic()
+    result = subprocess.run([CLI, "verify", "--json", *options, str(profile)], env=env, capture_output=True, text=True)
+    report = json.loads(result.stdout)
+    if not report.get("passed"):
+        sys.exit(f"verify {' '.join(options)} failed: {result.stdout[-2000:]}")
+    return report["boot_seconds"], time.monotonic() - started
+
+
+def main() -> None:
+    profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
+    subprocess.run([CLI, "build", str(profile)], env=env, check=True, capture_output=True)
+    rows: dict[str, list[tuple[float, float]]] = {"firmware": [], "fast": []}
+    for _ in range(runs):
+        rows["firmware"].append(proof(profile, env))
+        rows["fast"].append(proof(profile, env, "--fast"))
+    print(f"{profile.stem}: {runs} run(s) each, 2 cores, TCG unless KVM works")
+    print(f"{'boot':<10} {'report s':>9} {'min':>6} {'max':>6} {'command s':>10}")
+    for name, values in rows.items():
+        report = [v[0] for v in values]
+        print(f"{name:<10} {statistics.median(report):>9.1f} {min(report):>6.1f} {max(report):>6.1f} "
+              f"{statistics.median(v[1] for v in values):>10.1f}")
+    ratio = statistics.median(v[0] for v in rows["fast"]) / statistics.median(v[0] for v in rows["firmware"])
+    print(f"\nfast / firmware (report): {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
