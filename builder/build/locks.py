@@ -1,5 +1,7 @@
-"""flock-based locks under out/.locks: one per profile (a second build of it is refused at once) and one
-per shared cache (a build of another profile that needs it waits)."""
+"""flock-based locks under out/.locks: one per profile (a second build of it is refused at once) and, per
+shared cache, one per entry a build uses (its release's package cache, its kernel source and base: a build of
+another profile that needs the same entry waits; one that needs another entry does not) under a cache-wide
+lock that builds hold shared and gc exclusive (gc waits for every build, and every build for gc)."""
 
 import fcntl
 import os
@@ -14,10 +16,11 @@ class BuildLocked(PmemImageError):
 
 
 class _FileLock:
-    """An exclusive flock on a file that records the holder's pid; `_busy` decides what to do when taken."""
+    """A flock on a file, exclusive (the file then records the holder's pid) or shared; `_busy` decides what to
+    do when it is taken."""
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, shared: bool = False):
+        self.path, self.mode = path, fcntl.LOCK_SH if shared else fcntl.LOCK_EX
 
     def _busy(self, holder: str) -> None:
         raise NotImplementedError
@@ -26,7 +29,7 @@ class _FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.handle = open(self.path, "a+")
         try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.handle, self.mode | fcntl.LOCK_NB)
         except BlockingIOError:
             self.handle.seek(0)
             try:
@@ -34,13 +37,16 @@ class _FileLock:
             except BaseException:
                 self.handle.close()
                 raise
-            fcntl.flock(self.handle, fcntl.LOCK_EX)
-        self.handle.truncate(0)
-        self.handle.write(f"pid {os.getpid()}\n")
-        self.handle.flush()
+            fcntl.flock(self.handle, self.mode)
+        if self.mode == fcntl.LOCK_EX:
+            self.handle.truncate(0)
+            self.handle.write(f"pid {os.getpid()}\n")
+            self.handle.flush()
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.mode == fcntl.LOCK_EX:       # no stale pid for the next one who waits on a shared hold
+            self.handle.truncate(0)
         self.handle.close()
 
 
@@ -56,12 +62,15 @@ class BuildLock(_FileLock):
 
 
 class CacheLock(_FileLock):
-    """out/.locks/cache-<name>.lock: exclusive use of one shared cache; waits, saying so, while it is taken."""
+    """out/.locks/cache-<name>[-<entry>].lock: one shared cache (shared=True: beside other builds, not beside
+    gc), or one entry of it exclusively; waits, saying so, while it is taken."""
 
-    def __init__(self, out_root: Path, name: str, say: Optional[Callable[[str], None]] = None):
-        super().__init__(out_root / ".locks" / f"cache-{name}.lock")
-        self.name, self.say = name, say
+    def __init__(self, out_root: Path, name: str, say: Optional[Callable[[str], None]] = None, entry: str = "",
+                 shared: bool = False):
+        super().__init__(out_root / ".locks" / f"cache-{name}{'-' + entry if entry else ''}.lock", shared)
+        self.name, self.entry, self.say = name, entry, say
 
     def _busy(self, holder: str) -> None:
         if self.say:
-            self.say(f"waiting for the shared {self.name} cache ({holder} is using it)")
+            what = f" ({self.entry})" if self.entry else ""
+            self.say(f"waiting for the shared {self.name} cache{what} ({holder} is using it)")

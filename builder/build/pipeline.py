@@ -8,14 +8,16 @@ in a staging directory under out/ and swapped into out/<name>/ at the end, so a 
 killed build leaves the previous output as it was.
 """
 
+import contextlib
 import hashlib
+import json
 import re
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from .. import __version__
 from ..plan.model import Plan
@@ -138,6 +140,26 @@ def _substituted(repository: str, key: str, destination: Path, runner: Runner,
     return manifest
 
 
+def kernel_lock_entry(plan: Plan) -> str:
+    """The kernel cache entry a plan works on (its source and base config), '' for the distribution's kernel,
+    which needs no kernel cache at all."""
+    if plan.kernel_source == "distro":
+        return ""
+    what = [plan.kernel_source, plan.kernel_version, plan.kernel_url or "", plan.kernel_path or "",
+            plan.kernel_sha256 or "", plan.kernel_base]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _cache_locks(out_root: Path, cache: str, entry: str, say) -> Iterator[None]:
+    """The cache held shared (gc waits) and the entry exclusively; nothing at all without an entry."""
+    if not entry:
+        yield
+        return
+    with CacheLock(out_root, cache, say, shared=True), CacheLock(out_root, cache, say, entry=entry):
+        yield
+
+
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "",
           substitute: Optional[str] = None, offline: bool = False, cold: bool = False,
@@ -175,12 +197,13 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
                 return BuildResult(directory, key, False, manifest, pulled=True)
             (staging / "result").mkdir()
-            # Shared caches: a build of another profile waits for them rather than corrupting them.
-            with CacheLock(out_root, "kernels", runner.say):
+            # Shared caches: a build of another profile that needs the same entry (kernel source and base,
+            # release package cache) waits rather than corrupting it; one with other entries goes on (M10).
+            with _cache_locks(out_root, "kernels", kernel_lock_entry(plan), runner.say):
                 kernel = prepare_kernel(plan, out_root, runner, staging / "result")
-            with CacheLock(out_root, "packages", runner.say):
+            package_cache = package_cache_dir(out_root, plan)
+            with _cache_locks(out_root, "packages", package_cache.name, runner.say):
                 layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
-                package_cache = package_cache_dir(out_root, plan)
                 result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
                                        offline, layer)
                 if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)

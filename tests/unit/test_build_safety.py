@@ -1,6 +1,7 @@
 """build's safety properties, with a stand-in mkosi on PATH (the real one runs in tests/boot):
 no-op when unchanged, atomic replace, and nothing lost on failure, Ctrl-C, SIGKILL or a second build."""
 
+import fcntl
 import json
 import os
 import signal
@@ -203,6 +204,28 @@ def test_builds_of_two_profiles_at_once_take_turns_on_the_shared_caches(env, tmp
                    for n in ("default", "other"))
     assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
     assert "waiting for the shared packages cache" in text_a + text_b
+
+
+def test_builds_of_two_releases_overlap_and_gc_waits_for_them(env, tmp_path):
+    """Each release has a package cache of its own, so a bookworm and a trixie build run their mkosi at the same
+    time (review M10: one global lock made them take turns); gc, which empties every cache, waits for both."""
+    from builder.build.locks import CacheLock
+    env["FAKE_MKOSI_MODE"] = "slow"
+    other = tmp_path / "other.yaml"
+    other.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: other")
+                     .replace("release: bookworm", "release: trixie"))
+    first, second = build(env), build(env, profile=other)
+    (code_a, text_a), (code_b, text_b) = finish(first), finish(second)
+    assert code_a == 0 and code_b == 0, text_a + text_b
+    state = Path(env["FAKE_MKOSI_STATE"])
+    spans = sorted((float((state / f"{n}.start").read_text()), float((state / f"{n}.end").read_text()))
+                   for n in ("default", "other"))
+    assert spans[1][0] < spans[0][1], f"mkosi runs of two releases took turns: {spans}"
+    assert "waiting for the shared packages cache" not in text_a + text_b
+    out = Path(env["PMEM_IMAGE_OUT"])
+    with CacheLock(out, "packages", shared=True) as held, open(held.path, "a+") as gc:   # as a build holds it
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(gc, fcntl.LOCK_EX | fcntl.LOCK_NB)                                  # gc's exclusive lock
 
 
 def test_a_no_op_build_removes_what_a_killed_build_left(env):
