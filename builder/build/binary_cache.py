@@ -7,6 +7,8 @@ downloaded to a name chosen here (oras' own pull unpacks tar+gzip layers with no
 everything is checked (and, with trusted keys, its signature verified: signing.py) before the pipeline
 renames it into out/."""
 
+import hashlib
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -14,7 +16,6 @@ from typing import Optional
 
 from ..profile.errors import PmemImageError, UsageError
 from ..runner import Runner
-from .hashing import sha256_file
 from .manifest import file_stamp, read_manifest, write_listings
 from .signing import SIGNATURE, sign, verify
 
@@ -102,16 +103,47 @@ def _plain_files(layers: list[dict]) -> list[tuple[str, str]]:
     return taken
 
 
-def _verify(directory: Path, files: list[tuple[str, str]], key: str) -> dict:
+SPARSE_BLOCK = 64 << 10
+
+
+def _download_sparse(client, container, digest: str, path: Path) -> str:
+    """One blob streamed into a new file, all-zero blocks left as holes (a raw disk is mostly empty: it stays
+    as sparse as the build made it), hashed on the way; returns the sha256 of what arrived."""
+    hashed, pending, size = hashlib.sha256(), b"", 0
+    with client.get_blob(container, digest, stream=True) as response, \
+            open(path, "xb") as target:        # x: a new file in the new directory, never a link's target
+        response.raise_for_status()
+
+        def put(block: bytes) -> None:
+            if block.count(0) == len(block):
+                target.seek(len(block), os.SEEK_CUR)
+            else:
+                target.write(block)
+
+        for chunk in response.iter_content(chunk_size=1 << 20):
+            hashed.update(chunk)
+            size += len(chunk)
+            pending += chunk
+            whole = len(pending) - len(pending) % SPARSE_BLOCK
+            for offset in range(0, whole, SPARSE_BLOCK):
+                put(pending[offset:offset + SPARSE_BLOCK])
+            pending = pending[whole:]
+        if pending:
+            put(pending)
+        target.truncate(size)
+    return hashed.hexdigest()
+
+
+def _verify(directory: Path, files: list[tuple[str, str]], key: str, arrived: dict[str, str]) -> dict:
     """Every pulled file (name and digest as _plain_files took them) against its OCI layer digest, and against
-    the sha256 manifest.json records (each file hashed once: a raw disk is gigabytes)."""
+    the sha256 manifest.json records (`arrived`: each file's sha256, hashed as it was downloaded)."""
     digests: dict[str, str] = {}
     for name, digest in files:
         path = directory / name
-        if not path.is_file():
+        if not path.is_file() or name not in arrived:
             raise SubstituteRefused(f"the artifact's layer {digest} did not arrive as {name!r}",
                                     "build without --substitute")
-        digests[name] = sha256_file(path)
+        digests[name] = arrived[name]
         if f"sha256:{digests[name]}" != digest:
             raise SubstituteRefused(f"{name} from the registry does not match its digest {digest}",
                                     "the artifact was tampered with or broke in transit; build without --substitute")
@@ -138,13 +170,14 @@ def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Pa
         return None
     wanted = _plain_files(oci.get("layers", []))
     destination.mkdir(parents=True)
+    arrived: dict[str, str] = {}
     try:
         container = client.get_container(reference)
         for name, digest in wanted:
-            client.download_blob(container, digest, str(destination / name))
+            arrived[name] = _download_sparse(client, container, digest, destination / name)
     except Exception as error:
         raise PmemImageError(f"pulling {reference} failed: {error}", "build without --substitute") from None
-    manifest = _verify(destination, wanted, key)
+    manifest = _verify(destination, wanted, key, arrived)
     if trusted_keys is not None:
         manifest["signed_by"] = verify(key, destination, trusted_keys, runner or Runner())
     # The files are new inodes here: record their stamps, so the next build sees them up to date.
