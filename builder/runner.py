@@ -13,9 +13,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
-from .profile.errors import PmemImageError
+from .profile.errors import EXIT_INTERRUPTED, PmemImageError
 
 TAIL_LINES = 40
+# Every child any Runner started and has not reaped (mkosi, QEMU, exports), across threads: an interrupt
+# stops them all (stop_all_children), whichever worker started them; once CANCELLED is set no new one starts.
+_LIVE: set[subprocess.Popen] = set()
+_LIVE_LOCK = threading.Lock()
+CANCELLED = threading.Event()
+
+
+class Cancelled(PmemImageError):
+    """A command refused because the whole run was interrupted (another thread got Ctrl-C or SIGTERM)."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def _started(process: subprocess.Popen) -> subprocess.Popen:
+    with _LIVE_LOCK:
+        _LIVE.add(process)
+    if CANCELLED.is_set():        # started just as the run was interrupted: stopped like the others
+        stop(process, grace=2.0)
+    return process
+
+
+def _reaped(process: subprocess.Popen) -> None:
+    with _LIVE_LOCK:
+        _LIVE.discard(process)
+
+
+def check_cancelled() -> None:
+    if CANCELLED.is_set():
+        raise Cancelled("interrupted: nothing more is started, and no output is replaced",
+                        "earlier outputs are unchanged; run the command again")
+
+
+def stop_all_children() -> None:
+    """Stop every child that is still going, from any thread (grace 2 s, then KILL)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    threads = [threading.Thread(target=stop, args=(process, 2.0)) for process in live]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def cancel_everything() -> None:
+    """The run is interrupted: no command starts any more, and every running child is stopped."""
+    CANCELLED.set()
+    stop_all_children()
 
 
 class CommandFailed(PmemImageError):
@@ -34,8 +81,8 @@ class Runner:
     dry_run: bool = False
     out: TextIO = field(default_factory=lambda: sys.stderr)
     started: float = field(default_factory=time.monotonic)
-    # Children of run() still going: commands run from worker threads (the exports) are stopped from the
-    # main thread by stop_all() when it is interrupted or another worker failed.
+    # Children of run() still going that this Runner started (a subset of _LIVE): the exports' worker
+    # threads are stopped by stop_all() when another worker failed.
     _live: set = field(default_factory=set, repr=False)
     _live_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -50,6 +97,7 @@ class Runner:
         self.say(f"$ {shlex.join(argv)}")
         if self.dry_run:
             return
+        check_cancelled()
         tail: deque[str] = deque(maxlen=TAIL_LINES)
         step = ""
         log_file = open(log, "a", encoding="utf-8") if log else None
@@ -62,6 +110,7 @@ class Runner:
             if log_file:
                 log_file.close()
             raise _missing(argv[0]) from None
+        _started(process)
         with self._live_lock:
             self._live.add(process)
         try:
@@ -77,6 +126,7 @@ class Runner:
             returncode = process.wait()
         finally:
             stop(process)
+            _reaped(process)
             with self._live_lock:
                 self._live.discard(process)
             if log_file:
@@ -122,8 +172,10 @@ class Runner:
             self.say(f"$ {shlex.join(argv)}")
         if self.dry_run and not quiet:
             return None
-        return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL if quiet else subprocess.PIPE, start_new_session=True)
+        check_cancelled()
+        return _started(subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
+                                         start_new_session=True))
 
 
 def _missing(tool: str) -> PmemImageError:
@@ -135,14 +187,18 @@ def _missing(tool: str) -> PmemImageError:
 def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
     """Terminate a child and its process group if it still runs: TERM, then KILL after `grace`."""
     if process.poll() is not None:
+        _reaped(process)
         return
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
+            process.poll()
+            _reaped(process)
             return
         try:
             process.wait(timeout=wait)
+            _reaped(process)
             return
         except subprocess.TimeoutExpired:
             continue

@@ -23,7 +23,7 @@ from .. import __version__
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
-from ..runner import Runner
+from ..runner import Runner, check_cancelled
 from .locks import BuildLock, CacheLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .exports import export_all
@@ -37,7 +37,7 @@ from .lock import check_against_lock, write_initrd_packages
 from .mkosi import check_image_kernel, package_cache_dir, run_mkosi, tools_dir
 from .toolchain import toolchain_identity
 from .instance_state import rescue_legacy_state
-from .tree import replace_dir
+from .tree import remove_leftovers, replace_dir
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
     with BuildLock(out_root, plan.name):
         # Under the lock no build of this profile is live, so what a killed one left can go, no-op or not.
         _remove_stale_staging(out_root, plan.name)
+        remove_leftovers(out_root, plan.name)
         if not force and (manifest := up_to_date(directory, key)):
             runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
             return BuildResult(directory, key, False, manifest)
@@ -193,6 +194,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             started = time.time()
             if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner, trusted_keys)):
                 rescue_legacy_state(directory, out_root, plan.name, runner.say)
+                check_cancelled()       # interrupted (another --jobs worker's Ctrl-C): replace nothing
                 replace_dir(staging / "pulled", directory)
                 runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
                 return BuildResult(directory, key, False, manifest, pulled=True)
@@ -221,6 +223,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                                      time.time() - started, kernel, kernel_release, directory, artifacts,
                                      {"name": layer.name, "reused": reused})
             rescue_legacy_state(directory, out_root, plan.name, runner.say)
+            check_cancelled()
             replace_dir(result_dir, directory)
         except PmemImageError as error:
             error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)

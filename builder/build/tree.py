@@ -1,5 +1,7 @@
 """Writing a rendered tree to disk: all or nothing, never half a tree."""
 
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -34,12 +36,41 @@ def write_tree(files: dict[str, RenderedFile], destination: Path, force: bool = 
         raise
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (renameat2 RENAME_EXCHANGE); False where the filesystem cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def replace_dir(new: Path, destination: Path) -> None:
-    """Move `new` to `destination`, removing what was there only after the move."""
+    """Put `new` at `destination` in one step (review L2): the two are exchanged, so `destination` is never
+    missing and a process killed midway leaves either the old or the new tree there, the other one in `new`
+    (a staging directory, which the next build removes); then the old tree, now at `new`, is removed."""
+    if destination.exists() and _exchange(new, destination):
+        shutil.rmtree(new, ignore_errors=True)
+        return
     old = None
-    if destination.exists():
+    if destination.exists():     # a filesystem without RENAME_EXCHANGE: two renames, the old kept until the end
         old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
         os.rename(destination, old / "tree")
     os.rename(new, destination)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(parent: Path, name: str) -> None:
+    """What an older replace_dir killed between its renames left: .NAME.old.*/ (under the build's lock)."""
+    for stale in parent.glob(f".{name}.old.*"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)

@@ -123,6 +123,7 @@ def _write_junit(args: argparse.Namespace) -> None:
 def _over_many(args: argparse.Namespace, targets: list[Path], load, work) -> int:
     """build/verify of several profiles: all checked first, then each in order, a summary at the end."""
     loaded = many.check_all(targets, load)
+    many.check_distinct_names({target: loaded[target][0].name for target in targets})
     single_json, args.json = args.json, False        # one JSON document at the end, not one per profile
     jobs = args.jobs or many.machine_jobs()
     outcomes = many.run_all(targets, lambda t: many.timed(t, loaded[t][0].name, lambda: work(t, loaded[t])),

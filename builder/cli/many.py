@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..profile.errors import EXIT_BAD_INPUT, EXIT_OK, PmemImageError, UsageError
+from ..runner import cancel_everything
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 # One mkosi build wants about 2 CPUs and 8 GiB here (package installation, mkfs, the initrd).
@@ -68,6 +69,16 @@ def check_all(targets: list[Path], load: Callable[[Path], Loaded]) -> dict[Path,
     return loaded
 
 
+def check_distinct_names(names: dict[Path, str]) -> None:
+    """Two targets with one name would build into (or verify) the same out/NAME: refused before anything runs."""
+    seen: dict[str, Path] = {}
+    for target, name in names.items():
+        if name in seen:
+            raise UsageError(f"{seen[name]} and {target} are both named {name!r}: they would share out/{name}",
+                             "give one of them another name: (names are the output directories)")
+        seen[name] = target
+
+
 def run_all(targets: list[Path], one: Callable[[Path], Outcome], keep_going: bool, jobs: int = 1) -> list[Outcome]:
     """`one` per target in order (jobs > 1: that many at once, reported in order); stop after the first
     failure unless keep_going."""
@@ -79,15 +90,29 @@ def run_all(targets: list[Path], one: Callable[[Path], Outcome], keep_going: boo
             if outcomes[-1].code != EXIT_OK and not keep_going:
                 break
         return outcomes
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(one, target) for target in targets]
-        for future in futures:
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(one, target) for target in targets]
+    try:
+        for index, future in enumerate(futures):
             outcomes.append(future.result())
             status_line(outcomes[-1])
             if outcomes[-1].code != EXIT_OK and not keep_going:
-                for rest in futures:
-                    rest.cancel()
+                # Those not started are not run; those already running finish and are reported as they end.
+                later = futures[index + 1:]
+                started = [rest for rest in later if not rest.cancel()]
+                for rest in started:
+                    outcomes.append(rest.result())
+                    status_line(outcomes[-1])
                 break
+    except BaseException:
+        # Ctrl-C or SIGTERM (raised in this, the main thread): nothing queued starts, every child of every
+        # worker is stopped, and the workers then fail fast without replacing any output (review H4).
+        for rest in futures:
+            rest.cancel()
+        cancel_everything()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
     return outcomes
 
 
