@@ -17,7 +17,7 @@ from ..build.pipeline import build
 from ..build.tree import write_tree
 from ..plan.model import Plan
 from ..profile.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROOF_FAILED,
-                              PmemImageError, Problem, UsageError)
+                              EXIT_TOOL_FAILED, PmemImageError, Problem, UsageError, os_error_text)
 from ..profile.schema import profile_schema
 from ..render.outputs import render
 from ..runner import Runner, Terminated, raise_on_termination
@@ -27,7 +27,6 @@ from ..verify.junit import Suite, junit_xml
 from . import housekeeping, locking, many, matrix, publish
 from .targets import load_plan, out_root, resolve_target
 from .views import plan_text
-
 
 
 def _print_warnings(warnings: list[Problem], filename: str) -> None:
@@ -287,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         return _report_error(args, error.exit_code, text)
     except (KeyboardInterrupt, Terminated):
         return _report_error(args, EXIT_INTERRUPTED, "pmem-image: interrupted; earlier outputs are unchanged")
+    except OSError as error:      # the host's side (a full disk, no permission, a read-only place), not a bug (L1)
+        return _report_error(args, EXIT_TOOL_FAILED, f"pmem-image: error: {os_error_text(error)}")
     except Exception as error:  # a bug: short message unless --debug
         if args.debug:
             traceback.print_exc()

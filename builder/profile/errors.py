@@ -1,5 +1,6 @@
 """User-facing errors: each says where (file, line, field), what, and what to do."""
 
+import errno
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -82,3 +83,19 @@ class UsageError(PmemImageError):
     """The command was asked for something it cannot do as given (a path, a missing build, a privilege)."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+_OS_ERROR_HINTS = {
+    errno.ENOSPC: "the filesystem is full: free space (pmem-image gc trims the shared caches) and run again",
+    errno.EDQUOT: "the disk quota is used up: free space (pmem-image gc trims the shared caches) and run again",
+    errno.EACCES: "no permission: builds and their out/ need root (sudo); a read-only user can use --out elsewhere",
+    errno.EPERM: "not permitted: builds and their out/ need root (sudo)",
+    errno.EROFS: "a read-only filesystem: give --out (or -o) a writable place",
+}
+
+
+def os_error_text(error: OSError) -> str:
+    """A host-side file error (exit 3) in the user's words: what failed, on which path, what to do."""
+    where = f" ({error.filename})" if error.filename else ""
+    hint = _OS_ERROR_HINTS.get(error.errno or 0, "check that path, then run again")
+    return f"{error.strerror or error}{where}\n  hint: {hint}"
