@@ -51,15 +51,28 @@ def _client(repository: str):
     return oras.client.OrasClient(hostname=host, insecure=_hostname(host) in LOCAL_HOSTS)
 
 
+# What stays on the machine that built it (review M9): plan.json holds the view (the host's mirror, its kernel
+# and extra-tree paths) and the users' password hashes and keys; the logs hold host paths; the libvirt domain
+# points at this machine's out/; SHA256SUMS lists those. A pull writes its own plan.json, domain and sums.
+LOCAL_ONLY_FILES = ("plan.json", "SHA256SUMS")
+LOCAL_ONLY_SUFFIXES = (".log", ".libvirt.xml")
+
+
+def published_files(directory: Path) -> list[Path]:
+    """The files of a build that `push` sends: the images, exports, listings and manifests, nothing local."""
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                  and p.name != SIGNATURE and p.name not in LOCAL_ONLY_FILES and not p.name.endswith(LOCAL_ONLY_SUFFIXES))
+
+
 def push(directory: Path, repository: str, signing_key: Optional[Path] = None) -> str:
-    """Every file of the build directory (not verify/, run/ or state/: those are one machine's) as one
-    artifact, tagged with the build key, signed with `signing_key` when given; returns the reference."""
+    """The build's published files (not its plan, logs or libvirt domain, nor verify/, run/ or state/: those
+    are one machine's) as one artifact, tagged with the build key, signed with `signing_key` when given;
+    returns the reference."""
     manifest = read_manifest(directory)
     if manifest is None or "build_key" not in manifest:
         raise UsageError(f"{directory} holds no build", "build it first: pmem-image build PROFILE")
     reference = f"{repository}:{manifest['build_key']}"
-    files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
-                   and p.name != SIGNATURE)
+    files = published_files(directory)
     with tempfile.TemporaryDirectory() as work:
         if signing_key is not None:
             files.append(sign(manifest["build_key"], directory / "manifest.json", signing_key, Path(work), Runner()))

@@ -1,6 +1,7 @@
 """What a finished build records beside its image: SHA256SUMS, plan.json and manifest.json."""
 
 import json
+import os
 import struct
 import time
 from pathlib import Path
@@ -151,7 +152,17 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "built_at_epoch": int(time.time()),
     }
-    (result / f"{plan.name}.libvirt.xml").write_text(libvirt_domain(plan, (final_directory or result) / raw.name))
-    (result / "plan.json").write_text(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
-    write_listings(result, manifest)
+    write_local_files(result, plan, final_directory or result, manifest)
     return manifest
+
+
+def write_local_files(directory: Path, plan: Plan, final_directory: Path, manifest: dict) -> None:
+    """What a build directory holds of this machine (never pushed): the libvirt domain with this machine's
+    paths, plan.json (the whole plan, users' password hashes and keys among it: readable by root only, like
+    the image's /etc/shadow), then the listings over everything."""
+    (directory / f"{plan.name}.libvirt.xml").write_text(libvirt_domain(plan, final_directory / manifest["image"]))
+    descriptor = os.open(directory / "plan.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(json.dumps(plan.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+    write_listings(directory, manifest)

@@ -29,7 +29,7 @@ from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .exports import export_all
 from .kernel import prepare_kernel
 from .kernel_sources import debian_source_path
-from .manifest import file_stamp, read_manifest, write_results
+from .manifest import file_stamp, read_manifest, write_local_files, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
 from .layers import drop_layer, layer_dir, layer_is_built, layer_key
@@ -193,6 +193,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         try:
             started = time.time()
             if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner, trusted_keys)):
+                write_local_files(staging / "pulled", plan, directory, manifest)
                 rescue_legacy_state(directory, out_root, plan.name, runner.say)
                 check_cancelled()       # interrupted (another --jobs worker's Ctrl-C): replace nothing
                 replace_dir(staging / "pulled", directory)

@@ -82,6 +82,40 @@ def test_push_then_substitute_instead_of_building_and_refuse_a_tampered_blob(env
     assert not out.exists() and list(out.parent.glob(".staging-*")) == []
 
 
+def published_names(repository: str, tag: str) -> set[str]:
+    """The file names the registry holds for a tag (the layers' titles in its OCI manifest)."""
+    host, _, name = repository.partition("/")
+    request = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{tag}",
+                                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    manifest = json.loads(urllib.request.urlopen(request, timeout=10).read())
+    return {layer["annotations"]["org.opencontainers.image.title"] for layer in manifest["layers"]}
+
+
+def test_only_the_build_is_published_and_a_pull_writes_this_machines_own_files(env, registry, tmp_path):
+    """push leaves out what is one machine's (review M9): plan.json (the host's mirror and paths, password
+    hashes), the logs, the libvirt domain with the builder's paths, SHA256SUMS over those; the pulling machine
+    writes its own plan.json (root only), domain (its own paths) and sums."""
+    repository, _ = registry
+    out = Path(env["PMEM_IMAGE_OUT"]) / "default"
+    assert cli(env, "build", str(PROFILES / "default.yaml")).returncode == 0
+    assert (out / "build.log").exists() and (out / "plan.json").stat().st_mode & 0o777 == 0o600
+    key = json.loads((out / "manifest.json").read_text())["build_key"]
+    assert cli(env, "push", str(out), repository).returncode == 0
+    names = published_names(repository, key)
+    assert {"default.raw", "manifest.json", "contents.json"} <= names
+    assert not names & {"plan.json", "build.log", "default.libvirt.xml", "SHA256SUMS"}, names
+    elsewhere = tmp_path / "elsewhere"
+    pulled = cli({**env, "PMEM_IMAGE_OUT": str(elsewhere)}, "build", "--substitute", repository,
+                 str(PROFILES / "default.yaml"))
+    assert pulled.returncode == 0 and "default: pulled" in pulled.stderr, pulled.stderr
+    local = elsewhere / "default"
+    assert (local / "plan.json").stat().st_mode & 0o777 == 0o600 and not (local / "build.log").exists()
+    assert str(local / "default.raw") in (local / "default.libvirt.xml").read_text()
+    assert str(out) not in (local / "default.libvirt.xml").read_text()
+    sums = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=local, capture_output=True, text=True)
+    assert sums.returncode == 0 and "plan.json: OK" in sums.stdout, sums.stdout + sums.stderr
+
+
 def test_a_key_the_registry_lacks_is_built_here(env, registry):
     repository, _ = registry
     result = cli(env, "build", "--substitute", repository, str(PROFILES / "default.yaml"))

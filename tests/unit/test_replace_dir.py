@@ -1,7 +1,6 @@
 """replace_dir swaps a build's output in one step (review L2), and what an older, killed one left is removed."""
 
 import os
-from pathlib import Path
 
 from builder.build import tree
 from builder.build.tree import remove_leftovers, replace_dir
