@@ -2,12 +2,13 @@
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from ..profile.errors import Problem
 from ..profile.sizes import GIB, format_size
-from .checks import CheckContext, check
+from ..knowledge.proof_paths import must_stay_directory, protected_reason
+from .checks import CheckContext, check, default_mountpoints
 
 MIN_DISK = 2 * GIB          # the smallest root the shipped distributions fit in, with room to spare
 DEBIAN_PACKAGE = r"^[a-z0-9][a-z0-9+.-]+$"
@@ -65,6 +66,38 @@ def check_extra_trees(ctx: CheckContext) -> Iterable[Problem]:
         elif escaping := next(_escaping_links(tree), None):
             yield Problem(("extra_trees", index), f"{escaping} is a symlink that leads out of {relative}",
                           "replace it with the file itself, or a link inside the tree")
+
+
+@check
+def check_extra_tree_contents(ctx: CheckContext) -> Iterable[Problem]:
+    """No tree writes what the boot proof or pmem-image's own files are made of (review M11), and the trees agree
+    with each other and with pmem-image on what is a directory (a link where a directory must be would break
+    the copy)."""
+    if ctx.profile_dir is None:
+        return
+    home = ctx.profile_dir.resolve()
+    mountpoints = tuple(default_mountpoints(ctx.profile).values())
+    kinds: dict[PurePosixPath, tuple[bool, int]] = {}      # path -> (is a directory, the tree that made it so)
+    for index, relative in enumerate(ctx.profile.extra_trees):
+        tree = (home / relative).resolve()
+        if not tree.is_dir() or (tree != home and home not in tree.parents):
+            continue                                      # check_extra_trees says why
+        for root, dirs, names in os.walk(tree):
+            for name in sorted(dirs + names):
+                path = Path(root) / name
+                inside = PurePosixPath(path.relative_to(tree).as_posix())
+                is_dir = path.is_dir() and not path.is_symlink()
+                if reason := protected_reason(inside, mountpoints):
+                    yield Problem(("extra_trees", index), f"{relative}/{inside}: an extra tree may not write /{inside}: "
+                                  f"{reason}", "remove it from the tree (pmem-image's own options set what it must)")
+                elif not is_dir and must_stay_directory(inside):
+                    yield Problem(("extra_trees", index), f"{relative}/{inside} is a {'link' if path.is_symlink() else 'file'}"
+                                  f" where the image has pmem-image's directory /{inside}", "make it a directory, or remove it")
+                elif inside in kinds and kinds[inside][0] != is_dir:
+                    yield Problem(("extra_trees", index), f"{relative}/{inside} is {'a directory' if is_dir else 'not a directory'}"
+                                  f" but extra_trees[{kinds[inside][1]}] has {'no directory' if is_dir else 'a directory'} "
+                                  "there", "make the trees agree, or remove one of them")
+                kinds.setdefault(inside, (is_dir, index))
 
 
 def _escaping_links(tree: Path) -> Iterator[str]:

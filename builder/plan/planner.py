@@ -22,6 +22,7 @@ from ..profile.lock import PackageLock
 from ..profile.model import Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
+from ..knowledge.proof_paths import mount_unit_name
 from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
 from . import access_checks, mode_checks, publish_checks  # noqa: F401  (register their checks)
 from .model import MemorySpan, Plan, PlannedRegion, PlannedUser
@@ -54,15 +55,6 @@ def _local_or_url(url: Optional[str], base_dir: Path) -> Optional[str]:
     if url is None or "://" in url:
         return url
     return str((base_dir / url).resolve())
-
-
-def mount_unit_name(path: str) -> str:
-    """systemd-escape --path --suffix=mount, for the characters a mountpoint may hold here."""
-    escaped = []
-    for part in path.strip("/").split("/"):
-        text = "".join(c if c.isalnum() or c in "_." else f"\\x{ord(c):02x}" for c in part)
-        escaped.append(("\\x2e" + text[1:]) if text.startswith(".") else text)
-    return "-".join(escaped) + ".mount"
 
 
 def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion]:
