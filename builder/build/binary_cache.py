@@ -8,6 +8,7 @@ everything is checked (and, with trusted keys, its signature verified: signing.p
 renames it into out/."""
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -90,11 +91,25 @@ def _push_files(repository: str, reference: str, files: list[Path], manifest: di
     return reference
 
 
-def _oci_manifest(client, reference: str) -> Optional[dict]:
+def _oci_manifest(client, reference: str) -> Optional[tuple[dict, str]]:
+    """The OCI manifest a reference names and its digest (sha256 of the bytes as served), or None."""
+    import oras.defaults
     try:
-        return client.get_manifest(reference)
+        container = client.get_container(reference)
+        client.auth.load_configs(container)
+        response = client.do_request(f"{client.prefix}://{container.manifest_url()}", "GET", headers={
+            "Accept": ", ".join(oras.defaults.default_manifest_accepted_media_types)})
+        if response.status_code != 200:
+            return None
+        return json.loads(response.content), "sha256:" + hashlib.sha256(response.content).hexdigest()
     except Exception:              # oras raises on 404 like on any other failure; pull() says which
         return None
+
+
+def pinned_reference(repository: str, key: str) -> Optional[str]:
+    """REGISTRY/REPO@sha256:... of what the build key's tag names now: a reference no later push can move."""
+    found = _oci_manifest(_client(repository), f"{repository}:{key}")
+    return f"{repository}@{found[1]}" if found else None
 
 
 def _plain_files(layers: list[dict]) -> list[tuple[str, str]]:
@@ -178,9 +193,10 @@ def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Pa
     no such tag. With trusted_keys (an allowed_signers file) an unsigned or wrongly signed build is refused."""
     reference = f"{repository}:{key}"
     client = _client(repository)
-    oci = _oci_manifest(client, reference)
-    if oci is None:
+    found = _oci_manifest(client, reference)
+    if found is None:
         return None
+    oci, manifest_digest = found
     wanted = _plain_files(oci.get("layers", []))
     destination.mkdir(parents=True)
     arrived: dict[str, str] = {}
@@ -196,5 +212,6 @@ def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Pa
     # The files are new inodes here: record their stamps, so the next build sees them up to date.
     manifest["files"] = [{**entry, **file_stamp(destination / entry["name"])} for entry in manifest["files"]]
     manifest["pulled_from"] = reference
+    manifest["pulled_digest"] = f"{repository}@{manifest_digest}"    # the artifact exactly as it was pulled
     write_listings(destination, manifest)
     return manifest

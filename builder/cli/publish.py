@@ -45,8 +45,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     directory = args.build if args.build.is_dir() else out_root(args) / args.build.name
     with BuildLock(directory.parent.absolute(), directory.name):   # not swapped away while it is read
         reference = binary_cache.push(directory, args.repository, args.sign_key)
-    print(json.dumps({"exit_code": EXIT_OK, "reference": reference}, indent=2) if args.json else
-          f"pushed {directory} as {reference}")
+    pinned = binary_cache.pinned_reference(args.repository, reference.rsplit(":", 1)[1])
+    print(json.dumps({"exit_code": EXIT_OK, "reference": reference, "pinned": pinned}, indent=2) if args.json else
+          f"pushed {directory} as {reference}\n  pinned: {pinned}")
     return EXIT_OK
 
 

@@ -57,6 +57,8 @@ def test_push_then_substitute_instead_of_building_and_refuse_a_tampered_blob(env
     pushed = cli(env, "push", str(out), repository, "--json")
     assert pushed.returncode == 0, pushed.stderr
     assert json.loads(pushed.stdout)["reference"] == f"{repository}:{built['build_key']}"
+    pinned = json.loads(pushed.stdout)["pinned"]
+    assert pinned.startswith(f"{repository}@sha256:") and len(pinned.rsplit(":", 1)[1]) == 64
 
     shutil.rmtree(out)
     mkosi_ran = Path(env["FAKE_MKOSI_STATE"]) / "pid"
@@ -68,6 +70,7 @@ def test_push_then_substitute_instead_of_building_and_refuse_a_tampered_blob(env
     print(f"\nsubstituted the stand-in build in {time.monotonic() - started:.1f} s")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["build_key"] == built["build_key"] and manifest["pulled_from"].startswith(repository)
+    assert manifest["pulled_digest"] == pinned          # the exact artifact, by a reference no push can move
     for entry in built["files"]:
         assert hashlib.sha256((out / entry["name"]).read_bytes()).hexdigest() == entry["sha256"]
     again = cli(env, "build", str(PROFILES / "default.yaml"))      # the pulled output counts as built
