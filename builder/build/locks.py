@@ -51,13 +51,19 @@ class _FileLock:
 
 
 class BuildLock(_FileLock):
-    """out/.locks/<name>.lock: a second build of the same profile refuses at once."""
+    """out/.locks/<name>.lock: held by a build, export or clean of the profile (exclusive: a second one refuses
+    at once) and by a verify or run of its output (shared, review L11: a build cannot swap out/NAME away under
+    a booted image, and a verify does not start on an output being replaced)."""
 
-    def __init__(self, out_root: Path, name: str):
-        super().__init__(out_root / ".locks" / f"{name}.lock")
+    def __init__(self, out_root: Path, name: str, shared: bool = False):
+        super().__init__(out_root / ".locks" / f"{name}.lock", shared)
+        self.name = name
 
     def _busy(self, holder: str) -> None:
-        raise BuildLocked(f"another build of this profile is running ({holder})",
+        if self.mode == fcntl.LOCK_SH:
+            raise BuildLocked(f"{self.name} is being built or replaced right now ({holder})",
+                              "verify or run it when that is done")
+        raise BuildLocked(f"another build of {self.name}, or a verify or run of it, is going ({holder})",
                           "wait for it to finish, then run the build again (it will be a no-op if it succeeded)")
 
 

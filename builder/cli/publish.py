@@ -43,7 +43,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     directory = args.build if args.build.is_dir() else out_root(args) / args.build.name
-    with BuildLock(directory.parent.absolute(), directory.name):   # not swapped away while it is read
+    with BuildLock(directory.parent.absolute(), directory.name, shared=True):   # not swapped away while it is read
         reference = binary_cache.push(directory, args.repository, args.sign_key)
     pinned = binary_cache.pinned_reference(args.repository, reference.rsplit(":", 1)[1])
     print(json.dumps({"exit_code": EXIT_OK, "reference": reference, "pinned": pinned}, indent=2) if args.json else

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from ..build.locks import BuildLock
 from ..build.manifest import read_manifest
 from ..plan.backends import backend_for
 from ..plan.model import Plan
@@ -113,6 +114,15 @@ def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, t
 def verify(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", timeout: float | None = None,
            warm_reboot: bool = False, export_format: Optional[str] = None, cloud_init: bool = False,
            power_cycle: bool = False, state: Optional[Path] = None, fast: bool = False) -> VerifyResult:
+    """verify under the output's lock, held shared: no build or clean replaces it while it boots."""
+    with BuildLock(directory.absolute().parent, directory.name, shared=True):
+        return _verify(plan, directory, runner, accel, timeout, warm_reboot, export_format, cloud_init,
+                       power_cycle, state, fast)
+
+
+def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: float | None, warm_reboot: bool,
+            export_format: Optional[str], cloud_init: bool, power_cycle: bool, state: Optional[Path],
+            fast: bool) -> VerifyResult:
     """Boot the image (or with export_format, that export on its platform's bus) and judge its report.
     power_cycle: boot, seed, power off, then boot the same disk and state files in a new QEMU process.
     state: the directory of the NVDIMM backing files (default: new ones in the verify directory).

@@ -15,6 +15,7 @@ from typing import Optional
 from ..plan.model import Plan
 from ..profile.errors import UsageError
 from ..profile.sizes import human_size
+from ..build.locks import BuildLock
 from ..build.manifest import read_manifest
 from ..render.launch import STATE_DIRECTORY, instance_state, pmem_state_dir
 from ..runner import Runner
@@ -56,6 +57,13 @@ def banner(plan: Plan, port: int, persist: bool, state: Path = STATE_DIRECTORY) 
 
 def run(plan: Plan, directory: Path, runner: Runner, accel: str = "auto", ssh_port: Optional[int] = None,
         persist: bool = False, state: Optional[Path] = None) -> int:
+    """The image booted by hand, under its output's lock held shared: no build swaps it away while it runs."""
+    with BuildLock(directory.absolute().parent, directory.name, shared=True):
+        return _run(plan, directory, runner, accel, ssh_port, persist, state)
+
+
+def _run(plan: Plan, directory: Path, runner: Runner, accel: str, ssh_port: Optional[int], persist: bool,
+         state: Optional[Path]) -> int:
     image = directory / f"{plan.name}.raw"
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")

@@ -169,7 +169,7 @@ def test_second_concurrent_build_is_refused(env):
     first = start_hanging_build(env)
     try:
         code, text = finish(build(env))
-        assert code == 3 and "another build of this profile is running (pid" in text
+        assert code == 3 and "another build of default, or a verify or run of it, is going (pid" in text
     finally:
         first.send_signal(signal.SIGINT)
         finish(first)
