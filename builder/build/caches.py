@@ -4,10 +4,12 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
+from .lock import ARCHIVES, referenced_packages
 from .locks import CacheLock
 from .manifest import read_manifest
+from .mkosi import package_cache_dirs
 
 # name -> what it holds (for gc's summary)
 CACHES = {
@@ -63,13 +65,36 @@ def in_use(out_root: Path) -> dict[str, set[str]]:
     return used
 
 
-def gc(out_root: Path, say: Callable[[str], None]) -> list[Trimmed]:
-    """Empty every shared cache except the compiled kernels and package layers that a current output uses.
-    Each cache is trimmed under its lock, so a running build is waited for, never cut short."""
+def trim_package_store(out_root: Path, locks: Iterable[Path] = ()) -> tuple[int, int, int]:
+    """Remove the package files no build under out_root and no given lock names (their package lists and
+    apt's metadata stay: `build --offline` of a locked profile needs both); returns (bytes freed, files
+    removed, files kept). Under the packages cache's lock, so a running build is waited for."""
+    keep = referenced_packages(out_root, list(locks))
+    freed = removed = kept = 0
+    with CacheLock(out_root, "packages"):
+        for path in sorted(p for cache in package_cache_dirs(out_root) for p in (cache / ARCHIVES).glob("*.deb")):
+            if path.name in keep:
+                kept += path.stat().st_size
+                continue
+            freed += path.stat().st_size
+            removed += 1
+            os.unlink(path)
+    return freed, removed, kept
+
+
+def gc(out_root: Path, say: Callable[[str], None], locks: Iterable[Path] = ()) -> list[Trimmed]:
+    """Empty every shared cache except the compiled kernels and package layers that a current output uses,
+    and trim the package store as `store gc` does (review L9: the packages builds and the given locks name
+    stay, so a locked profile still builds offline). Each cache is trimmed under its lock, so a running build
+    is waited for, never cut short."""
     root, used, trimmed = cache_root(out_root), in_use(out_root), []
     for name in CACHES:
         directory = root / name
         if not directory.is_dir():
+            continue
+        if name == "packages":
+            freed, _, kept = trim_package_store(out_root, locks)
+            trimmed.append(Trimmed(name, freed, kept))
             continue
         with CacheLock(out_root, LOCK_OF[name], say):
             freed = kept = 0

@@ -9,9 +9,10 @@ from pathlib import Path
 from .. import __version__
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
-from ..profile.lock import LockedPackage, PackageLock
+from ..profile.lock import LockedPackage, PackageLock, load_lock
 from ..runner import Runner
 from .hashing import sha256_file
+from .manifest import read_manifest
 
 BUILD_PACKAGES = "build-packages.tsv"      # written by mkosi.build.chroot: the overlay's dpkg list
 INITRD_PACKAGES = "initrd-packages.tsv"    # written after mkosi from the initrd's tree in the package layer
@@ -89,3 +90,15 @@ def check_against_lock(plan: Plan, result: Path, package_cache: Path) -> None:
             + "; ".join(wrong[:10] + [f"{f} differs from the lock's sha256" for f in files[:10]]),
             "the sources no longer have these versions: use mirror: snapshot:TIME, or build --offline from the "
             "package store that has them; or move PROFILE.lock away, build, and lock again")
+
+
+def referenced_packages(out: Path, locks: list[Path]) -> set[str]:
+    """Package files named by a build under out/ (its package lists) or by a lock."""
+    names: set[str] = set()
+    for manifest in out.glob("*/manifest.json"):
+        built = read_manifest(manifest.parent) or {}
+        if "name" in built and (manifest.parent / f"{built['name']}.manifest").exists():
+            names |= {package_file(n, v, a) for n, (v, a, _) in installed(manifest.parent, built["name"]).items()}
+    for path in locks:
+        names |= {p.file for p in load_lock(path).packages}
+    return names

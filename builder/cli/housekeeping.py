@@ -51,7 +51,7 @@ def cmd_clean(args: argparse.Namespace, out_root: Path) -> int:
 
 
 def cmd_gc(args: argparse.Namespace, out_root: Path) -> int:
-    trimmed = gc(out_root, Runner().say)
+    trimmed = gc(out_root, Runner().say, args.locks)
     width = max(len(name) for name in CACHES)
     for item in trimmed:
         kept = f", kept {human_size(item.kept)} in use" if item.kept else ""
@@ -76,7 +76,9 @@ def add_parsers(commands, out_option) -> None:
     out_option(clean)
     clean.set_defaults(func=cmd_clean, needs_out=True)
     trim = commands.add_parser("gc", help="trim the shared caches (packages, kernel sources and builds, ccache), "
-                                         "keeping kernels that current outputs use")
+                                         "keeping the kernels, package layers and packages current outputs (and given locks) use")
+    trim.add_argument("locks", type=Path, nargs="*", metavar="LOCK",
+                      help="lock files whose packages stay (as store gc; the packages current outputs name stay too)")
     out_option(trim)
     trim.set_defaults(func=cmd_gc, needs_out=True)
     diff = commands.add_parser("diff", help="are two builds identical? if not: which artifacts, packages, "

@@ -3,14 +3,14 @@ and trim the package store (mkosi's package cache under out/.cache/) to what bui
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-from ..build.lock import ARCHIVES, installed, make_lock, package_file
+from ..build.caches import trim_package_store
+from ..build.lock import make_lock
 from ..build.manifest import read_manifest
-from ..build.mkosi import mkosi_version, package_cache_dir, package_cache_dirs, package_store
+from ..build.mkosi import mkosi_version, package_cache_dir, package_store
 from ..profile.errors import EXIT_OK, UsageError
-from ..profile.lock import load_lock, lock_path, lock_text
+from ..profile.lock import lock_path, lock_text
 from ..profile.sizes import human_size
 from ..runner import Runner
 from .targets import load_plan, out_root
@@ -35,29 +35,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def referenced(out: Path, locks: list[Path]) -> set[str]:
-    """Package files named by a build under out/ (its package lists) or by a lock."""
-    names: set[str] = set()
-    for manifest in out.glob("*/manifest.json"):
-        built = read_manifest(manifest.parent) or {}
-        if "name" in built and (manifest.parent / f"{built['name']}.manifest").exists():
-            names |= {package_file(n, v, a) for n, (v, a, _) in installed(manifest.parent, built["name"]).items()}
-    for path in locks:
-        names |= {p.file for p in load_lock(path).packages}
-    return names
-
-
 def cmd_store_gc(args: argparse.Namespace) -> int:
     out = out_root(args)
-    keep = referenced(out, args.locks)
-    freed, removed, kept = 0, 0, 0
-    for path in sorted(p for cache in package_cache_dirs(out) for p in (cache / ARCHIVES).glob("*.deb")):
-        if path.name in keep:
-            kept += 1
-            continue
-        freed += path.stat().st_size
-        removed += 1
-        os.unlink(path)
+    freed, removed, kept = trim_package_store(out, args.locks)
     print(f"package store {package_store(out)}: removed {removed} file(s) no build or lock names, "
           f"freed {human_size(freed)}; kept {kept}")
     return EXIT_OK

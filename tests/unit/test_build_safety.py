@@ -240,8 +240,10 @@ def test_clean_and_gc(env):
     from builder.cli.main import main
     assert finish(build(env))[0] == 0
     out = Path(env["PMEM_IMAGE_OUT"])
-    (out / ".cache" / "packages" / "x.deb").write_text("package")
-    assert main(["gc", "--out", str(out)]) == 0 and not (out / ".cache" / "packages" / "x.deb").exists()
+    archives = out / ".cache" / "packages" / "debian~bookworm" / "cache" / "apt" / "archives"
+    (archives / "x_1_amd64.deb").write_text("no build names it")
+    assert main(["gc", "--out", str(out)]) == 0 and not (archives / "x_1_amd64.deb").exists()
+    assert (archives / "ndctl_1.0_amd64.deb").exists()                 # the build's own package stays
     assert main(["clean", "--out", str(out), "default"]) == 0 and not (out / "default").exists()
     assert main(["clean", "--out", str(out), "default"]) == 2
 

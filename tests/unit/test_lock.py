@@ -3,6 +3,7 @@ checked after mkosi), refuse a build that got other versions or other package fi
 lock, and store gc."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,17 @@ def test_store_gc_keeps_what_builds_and_locks_name(env, locked):
     result = cli(env, "store", "gc", str(locked.with_suffix(".lock")))
     assert result.returncode == 0 and "removed 1 file(s)" in result.stdout
     assert not (cache / "stale_0.1_amd64.deb").exists() and (cache / "ndctl_1.0_amd64.deb").exists()
+
+
+def test_gc_keeps_the_packages_a_lock_names_so_it_still_builds_offline(env, locked):
+    """gc trims the package store as store gc does (review L9): it used to delete every package file, the ones
+    a locked profile's --offline build needs among them."""
+    out = Path(env["PMEM_IMAGE_OUT"])
+    cache = out / ".cache" / "packages" / "debian~bookworm" / "cache" / "apt" / "archives"
+    (cache / "stale_0.1_amd64.deb").write_text("old")
+    shutil.rmtree(out / "default")                     # no build names them now; the lock still does
+    result = cli(env, "gc", str(locked.with_suffix(".lock")))
+    assert result.returncode == 0, result.stderr
+    assert not (cache / "stale_0.1_amd64.deb").exists() and (cache / "ndctl_1.0_amd64.deb").exists()
+    offline = cli(env, "build", "--offline", str(locked))
+    assert offline.returncode == 0, offline.stderr
