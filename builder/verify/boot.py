@@ -201,7 +201,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     checks = judge(plan, first if power_cycle else report, release, warm_reboot)
     if power_cycle and first is not None:
         checks += power_cycle_checks(plan, report, backend_for(plan.pmem_backend).expectations(plan),
-                                     lambda p, r: judge(p, r, release))
+                                     lambda p, r: judge(p, r, release), first)
     report = first if power_cycle and report is None else report
     if export_format and report is not None:
         checks.insert(1, root_disk_check(disk, disk_format, bus, report))

@@ -46,8 +46,9 @@ def _kept_check(dev: str, second: dict) -> Check:
 
 
 def power_cycle_checks(plan: Plan, second: Optional[dict], expect: ProofExpectations,
-                       judge: Callable[[Plan, Optional[dict]], list[Check]]) -> list[Check]:
-    """Rows of the boot after QEMU exited: that boot's whole proof, then per mount what became of the seeds."""
+                       judge: Callable[[Plan, Optional[dict]], list[Check]], first: Optional[dict] = None) -> list[Check]:
+    """Rows of the boot after QEMU exited: that boot's whole proof, then per mount what became of the seeds
+    (`first`: the first boot's report, which says whether it wrote them)."""
     if second is None:
         return [Check("power-cycle: second boot report", False, "the new QEMU process's guest wrote no report")]
     rows = judge(plan, second)
@@ -72,9 +73,12 @@ def power_cycle_checks(plan: Plan, second: Optional[dict], expect: ProofExpectat
             if plan.pmdk and region.mode == "fsdax":
                 checks.append(seeded_pool_check(dev, result, "power-off"))
             continue
-        # memmap pmem is RAM: the pattern must be gone. Had it survived, QEMU did not really power off.
-        lost = result is not None and result.get("check_seed") == "failed"
-        seen = "the seeds were not checked" if result is None else \
+        # memmap pmem is RAM: the pattern must be gone. Had it survived, QEMU did not really power off; had the
+        # first boot not written it, its absence would prove nothing (review L7).
+        written = _seeded(first, "seeded").get(region.mountpoint, {}).get("seed") == "ok"
+        lost = written and result is not None and result.get("check_seed") == "failed"
+        seen = "the first boot did not write the seeds, so their absence proves nothing" if not written else \
+            "the seeds were not checked" if result is None else \
             "the pattern survived, so the guest's RAM was not really lost" if not lost else ""
         checks.append(Check(f"{dev} power-off loses memmap pmem (expected)", lost,
                             "the seeded pattern is gone after QEMU exited: memmap pmem is RAM "

@@ -30,6 +30,7 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
     # The first boot made the namespaces in empty label areas; the second found them there.
     assert [s["action"] for s in first["namespace_setup"]] == ["created", "created"]
     assert [s["action"] for s in second["namespace_setup"]] == ["kept", "kept"]
+    assert {s["mountpoint"]: (s["seed"], s["pool"]) for s in first["seeded"]} == {"/mnt/pmem0": ("ok", "ok")}
     assert "memmap=" not in second["cmdline"]
     state = OUT / "nvdimm-lab" / "verify" / "state"
     sizes = sorted(path.stat().st_size for path in state.glob("nvdimm*.img"))
@@ -55,3 +56,5 @@ def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_p
     assert "power-cycle: second boot proof" in passed and "/dev/pmem0 survives power-off" not in passed
     result = report["guest_report"]["power_cycle"]
     assert [r["check_seed"] for r in result] == ["failed"]
+    # ...and the first boot had written them (so the loss is RAM's, not a seed never written)
+    assert report["first_boot_report"]["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": None}]

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 RS, US = "\x1e", "\x1f"
 REPORT_KEYS = {"format", "kernel_release", "cmdline", "root_source", "iomem_pmem", "e820_user_pmem", "dax_messages",
                "devices", "ndctl_namespaces", "namespace_setup", "dax_devices", "mounts", "kernel_config",
-               "kernel_config_source", "iomem_kernel", "initrd", "warm_reboot", "power_cycle", "regions",
+               "kernel_config_source", "iomem_kernel", "initrd", "warm_reboot", "power_cycle", "seeded", "regions",
                "nfit_table", "failed_units"}
 
 
@@ -122,4 +122,10 @@ def test_dax_devices_seeds_and_kernel_options(scripts, tmp_path):
         {"mountpoint": "/mnt/pmem0", "check_seed": "ok", "output": "seed ok",
          "pmdk_pool": {"pool": "ok", "exit": 0, "pmempool_check": {"exit": 0, "output": "consistent"}}},
         {"mountpoint": "/mnt/pmem1", "check_seed": "failed", "output": "seed differs", "pmdk_pool": None}]
-    assert report["power_cycle"] is None
+    assert report["power_cycle"] is None and report["seeded"] is None
+
+
+def test_the_seeding_boot_reports_what_it_wrote(scripts, tmp_path):
+    report = assemble(scripts, tmp_path, seeded=record("/mnt/pmem0", "ok", "ok") + record("/mnt/pmem1", "failed", "none"))
+    assert report["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": "ok"},
+                                {"mountpoint": "/mnt/pmem1", "seed": "failed", "pool": None}]

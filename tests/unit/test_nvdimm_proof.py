@@ -32,8 +32,11 @@ def failed(plan, report):
     return [c.name for c in judge(plan, report) if not c.passed]
 
 
-def cycle(plan, second):
-    checks = power_cycle_checks(plan, second, backend_for(plan.pmem_backend).expectations(plan), judge)
+WROTE_SEEDS = {"seeded": [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": None}]}    # the first boot's report
+
+
+def cycle(plan, second, first=WROTE_SEEDS):
+    checks = power_cycle_checks(plan, second, backend_for(plan.pmem_backend).expectations(plan), judge, first)
     return {c.name: c for c in checks}
 
 
@@ -108,3 +111,15 @@ def test_memmap_power_off_passes_only_when_the_pattern_is_gone(default):
     assert not cycle(default, second)["/dev/pmem0 power-off loses memmap pmem (expected)"].passed
     second["power_cycle"] = None
     assert not cycle(default, second)["/dev/pmem0 power-off loses memmap pmem (expected)"].passed
+
+
+def test_memmap_power_off_proves_nothing_when_the_first_boot_wrote_no_seeds(default):
+    """Review L7: a seed that was never written is also 'gone'; the row needs the first boot's word it wrote it."""
+    second = copy.deepcopy(DEFAULT)
+    second["power_cycle"] = [{"mountpoint": "/mnt/pmem0", "check_seed": "failed", "output": "seed file missing",
+                              "pmdk_pool": None}]
+    row = "/dev/pmem0 power-off loses memmap pmem (expected)"
+    for first in (None, {"seeded": None}, {"seeded": [{"mountpoint": "/mnt/pmem0", "seed": "failed", "pool": None}]}):
+        assert not cycle(default, second, first)[row].passed
+        assert "did not write the seeds" in cycle(default, second, first)[row].detail
+    assert cycle(default, second)[row].passed

@@ -49,6 +49,8 @@ def namespaces:
  kernel_config: kernel_options, kernel_config_source: $kconfig_source,
  iomem_kernel: ($iomem_kernel | lines), initrd: ($initrd | lines),
  warm_reboot: seed_checks($warm_reboot), power_cycle: seed_checks($power_cycle),
+ seeded: (if $seeded == "" then null else ($seeded | records | map({mountpoint: .[0], seed: .[1],
+                                                                 pool: (if .[2] == "none" then null else .[2] end)})) end),
  regions: ($regions | records | map({dev: .[0], provider: .[1], resource: .[2], size: (.[3] | number),
                                      dimms: (.[4] | lines)})),
  nfit_table: ($nfit == "true"), failed_units: ($failed_units | lines)}
