@@ -28,7 +28,7 @@ from .locks import BuildLock, CacheLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .exports import export_all
 from .kernel import prepare_kernel
-from .kernel_sources import debian_source_path
+from .kernel_sources import debian_source_path, debian_source_tarball
 from .manifest import file_stamp, read_manifest, write_local_files, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
@@ -107,6 +107,10 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
     """The kernel source's content identity (never its path), as far as the build key needs it."""
     if plan.kernel_source == "debian-source":
         _, tarball = debian_source_path(plan)
+        if not tarball.exists() and not runner.dry_run:
+            # Installed before the key is made, not during the build (review L10): keyed on "missing", the
+            # first build would not be a no-op the next time.
+            debian_source_tarball(plan, runner)
         return sha256_file_memo(tarball, out_root / ".cache" / "source-hashes.json") if tarball.exists() \
             else "missing"
     if plan.kernel_source == "tree" and plan.kernel_path and Path(plan.kernel_path).is_dir():
