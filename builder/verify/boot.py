@@ -135,6 +135,13 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
         raise UsageError(f"{plan.name} was built without cloud-init", "add cloud_init: true to the profile")
     if power_cycle and (warm_reboot or cloud_init):
         raise UsageError("--power-cycle boots twice on its own", "use it without --warm-reboot and --cloud-init")
+    devdax = [f"/dev/{r.device}" for r in plan.regions if r.mode == "devdax"]
+    if state is not None and devdax:
+        # The device DAX rows write at the start of the device: on a lab's own NVDIMM files that is its data (M5).
+        raise UsageError(f"the proof writes 16 MiB at the start of {', '.join(devdax)}: on the NVDIMM files in "
+                         f"{state} that would overwrite what the lab keeps there",
+                         f"verify a copy: cp --sparse=always {state}/*.img COPY/ && pmem-image verify --state COPY "
+                         f"{plan.name} (or verify without --state, on fresh NVDIMM files)")
     if fast and export_format:
         raise UsageError("--fast boots the raw disk's kernel directly; an export is proven on its platform's firmware "
                          "and bus", "drop --fast to boot the export, or --format to boot the raw disk fast")
