@@ -13,14 +13,17 @@ from ..render.outputs import RenderedFile
 MARKER = ".pmem-image-tree"
 
 
-def write_tree(files: dict[str, RenderedFile], destination: Path, force: bool = False) -> None:
-    """Write files into a fresh directory beside `destination`, then swap it into place."""
+def write_tree(files: dict[str, RenderedFile], destination: Path) -> None:
+    """Write files into a fresh directory beside `destination`, then swap it into place. Only an empty
+    directory or an earlier render (it holds MARKER) is ever replaced: `render -o ~ --force` once replaced
+    a home directory."""
     destination = destination.absolute()
     if destination.exists():
-        ours = (destination / MARKER).exists() or (destination.is_dir() and not any(destination.iterdir()))
-        if not destination.is_dir() or not (ours or force):
-            raise UsageError(f"{destination} exists and was not written by pmem-image",
-                                 "choose another -o directory, or pass --force to replace it")
+        ours = destination.is_dir() and not destination.is_symlink() and (
+            (destination / MARKER).is_file() or not any(destination.iterdir()))
+        if not ours:
+            raise UsageError(f"{destination} exists and is not an earlier render of pmem-image (no {MARKER} in it)",
+                             "choose another -o directory (a new or empty one); pmem-image replaces only its own renders")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
     try:

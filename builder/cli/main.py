@@ -71,7 +71,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     plan, warnings = load_plan(args.profile, tuple(args.allow_path))
     _print_warnings(warnings, str(args.profile))
     files = render(plan)
-    write_tree(files, args.output, force=args.force)
+    write_tree(files, args.output)
     if args.json:
         print(json.dumps({"directory": str(args.output), "files": sorted(files), "hash": plan.digest()}, indent=2))
     else:
@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     render_ = commands.add_parser("render", parents=[allow], help="write the mkosi 24.3 project for a profile")
     render_.add_argument("profile", type=Path, metavar="PROFILE")
     render_.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory to write")
-    render_.add_argument("--force", action="store_true", help="replace DIR even if pmem-image did not write it")
+    render_.add_argument("--force", action="store_true", help="accepted for old scripts; DIR is replaced only when it is "
+                                                             "empty or an earlier render, --force or not")
     render_.add_argument("--json", action="store_true", help="machine-readable result")
     render_.set_defaults(func=cmd_render)
 

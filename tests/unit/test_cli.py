@@ -53,10 +53,16 @@ def test_render_writes_and_replaces_its_own_tree(capsys, tmp_path: Path):
     assert [p.name for p in tmp_path.iterdir()] == ["tree"]
 
 
-def test_render_refuses_a_foreign_directory(capsys, tmp_path: Path):
+def test_render_refuses_a_foreign_directory_with_force_too(capsys, tmp_path: Path):
+    """render -o ~ --force once replaced a home directory: only an empty directory or an earlier render is."""
     (tmp_path / "precious").write_text("keep me")
-    code, _, err = run(capsys, "render", PROFILES / "default.yaml", "-o", tmp_path)
-    assert code == 2 and "was not written by pmem-image" in err and (tmp_path / "precious").read_text() == "keep me"
+    for extra in ([], ["--force"]):
+        code, _, err = run(capsys, "render", PROFILES / "default.yaml", "-o", tmp_path, *extra)
+        assert code == 2 and "is not an earlier render of pmem-image" in err
+        assert (tmp_path / "precious").read_text() == "keep me"
+    rendered = tmp_path / "project"
+    assert run(capsys, "render", PROFILES / "default.yaml", "-o", rendered)[0] == 0
+    assert run(capsys, "render", PROFILES / "multi-region.yaml", "-o", rendered)[0] == 0     # its own render: replaced
 
 
 def test_plan_text_and_json(capsys):
