@@ -27,10 +27,10 @@ def check_users_are_distinct(ctx: CheckContext) -> Iterable[Problem]:
 @check
 def check_keys_need_ssh(ctx: CheckContext) -> Iterable[Problem]:
     profile = ctx.profile
-    if profile.ssh and profile.network == "none":
+    if profile.wants_ssh and profile.network == "none":
         yield Problem(("network",), "ssh: true with network: none leaves sshd unreachable",
                       "use network: dhcp (the default with ssh), or drop ssh")
-    if profile.ssh:
+    if profile.wants_ssh:
         return
     owners = [(("users", i, "ssh_authorized_keys"), u.name) for i, u in enumerate(profile.users)
               if u.ssh_authorized_keys] + ([(("root", "ssh_authorized_keys"), "root")]

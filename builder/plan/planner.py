@@ -86,7 +86,7 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
 
 def _network(profile: Profile) -> str:
     """DHCP when asked, or when there is an SSH server to reach; none otherwise."""
-    return profile.network or ("dhcp" if profile.ssh else "none")
+    return profile.network or ("dhcp" if profile.wants_ssh else "none")
 
 
 def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegion]) -> list[str]:
@@ -97,7 +97,7 @@ def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegi
     names += chosen.devdax if any(r.mode == "devdax" for r in regions) else ()
     names += chosen.pmdk if profile.pmdk else ()
     names += chosen.cloud_init if profile.cloud_init else ()
-    names += chosen.ssh if profile.ssh else ()
+    names += chosen.ssh if profile.wants_ssh else ()
     names += chosen.network if _network(profile) == "dhcp" else ()
     names += chosen.sudo if any(user.sudo for user in profile.users) else ()
     names += chosen.users if profile.users else ()
@@ -168,7 +168,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         packages=packages, build_packages=build_packages,
         locked_packages=list(lock.packages) if lock else [],
         users=[PlannedUser(**user.model_dump()) for user in profile.users],
-        root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.ssh,
+        root_ssh_keys=list(profile.root.ssh_authorized_keys), ssh=profile.wants_ssh,
         network=_network(profile), network_service=record.network_service, disk_size=profile.disk.size,
         console_autologin=profile.console_autologin, pmdk=profile.pmdk, formats=list(profile.formats),
         initrd_modules=initrd_modules(profile.formats), cloud_init=profile.cloud_init,

@@ -22,9 +22,9 @@ def check_formats_named_once(ctx: CheckContext) -> Iterable[Problem]:
 
 @check
 def check_cloud_init_has_ssh(ctx: CheckContext) -> Iterable[Problem]:
-    if ctx.profile.cloud_init and not ctx.profile.ssh:
+    if ctx.profile.cloud_init and not ctx.profile.wants_ssh:
         yield Problem(("cloud_init",), "cloud-init makes users with SSH keys, but the image has no SSH server",
-                      "add ssh: true", severity="warning")
+                      "drop ssh: false (cloud-init images get SSH by default)", severity="warning")
 
 
 @check

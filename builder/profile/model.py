@@ -169,7 +169,9 @@ class Profile(StrictModel):
                                         description="Extra distribution packages.")
     extra_trees: list[TreePath] = Field(default_factory=list, max_length=16, description=(
         "Directories (relative to the profile) copied onto the image's /."))
-    ssh: bool = Field(False, description="openssh-server; host keys are made at first boot, never baked in.")
+    ssh: Optional[bool] = Field(None, description="openssh-server; host keys are made at first boot, never baked "
+                                                  "in. Default: true with cloud_init (its users log in over SSH), "
+                                                  "else false.")
     network: Optional[Network] = Field(None, description="dhcp (systemd-networkd on every ethernet link) or "
                                                          "none; default: dhcp with ssh, else none.")
     disk: Disk = Field(default_factory=Disk)
@@ -187,3 +189,8 @@ class Profile(StrictModel):
         "them then, every suite and security included; default: this host's Debian mirror."))
     pmdk: bool = Field(False, description="PMDK: libpmem, libpmem2, libpmemobj with headers, pmempool and daxio, "
                                           "daxctl and a compiler; the proof then checks PMDK on every DAX mount.")
+
+    @property
+    def wants_ssh(self) -> bool:
+        """ssh as written, else on for cloud-init images (whose users log in over SSH)."""
+        return self.ssh if self.ssh is not None else self.cloud_init

@@ -54,9 +54,15 @@ def test_cloud_init_is_configured_to_leave_the_pmem_setup_alone():
     assert "mkosi.extra/etc/cloud/cloud.cfg.d/90-pmem-image.cfg" not in render(plan_of_text(BASE)[0])
 
 
-def test_cloud_init_without_ssh_is_warned_about():
-    _, warnings = plan_of_text(BASE + "cloud_init: true\n")
-    assert [w.path for w in warnings] == [("cloud_init",)]
+def test_cloud_init_gets_ssh_unless_the_profile_turns_it_off():
+    """A cloud-init template's users log in over SSH: without ssh: in the profile it has a server and a network;
+    ssh: false is honoured, with a warning."""
+    plan, warnings = plan_of_text(BASE + "cloud_init: true\n")
+    assert plan.ssh and plan.network == "dhcp" and warnings == []
+    assert "openssh-server" in plan.packages
+    plan, warnings = plan_of_text(BASE + "cloud_init: true\nssh: false\n")
+    assert not plan.ssh and [w.path for w in warnings] == [("cloud_init",)]
+    assert not plan_of_text(BASE)[0].ssh
 
 
 def test_the_ovf_states_firmware_cpus_memory_and_the_disk():
