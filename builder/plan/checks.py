@@ -154,14 +154,19 @@ def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
     vm = ctx.profile.vm
     # memmap pmem is carved out of the RAM; an NVDIMM is memory of its own beside it.
     pmem = sum(region.size or 0 for region in ctx.profile.pmem) if ctx.backend == "memmap" else 0
-    # fsdax/devdax with map: mem keep their struct pages in RAM: 1/64 of each such region.
-    pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem if region.struct_pages == "mem")
+    # fsdax/devdax with map: mem keep their struct pages in RAM: 1/64 of each such region. A memmap region
+    # boots fsdax with its pages in RAM whatever its planned mode (pmem-namespaces changes it later, at every
+    # cold boot), so there every region counts for the peak (review M6); NVDIMMs come up in their labelled mode.
+    pages = sum((region.size or 0) // STRUCT_PAGE_SHARE for region in ctx.profile.pmem
+                if region.struct_pages == "mem" or ctx.backend == "memmap")
     left = vm.memory - pmem - pages
     if left < MIN_OS_RAM:
         needed = -(-(pmem + pages + MIN_OS_RAM) // (128 * MIB)) * 128 * MIB
         taken = (f"pmem takes {human_size(pmem)} of {human_size(vm.memory)} and its struct pages "
                  f"{human_size(pages)} more" if pmem else
                  f"the struct pages of the map: mem regions take {human_size(pages)} of {human_size(vm.memory)}")
+        if ctx.backend == "memmap" and any(region.struct_pages != "mem" for region in ctx.profile.pmem):
+            taken += " (every memmap region boots fsdax with its struct pages in RAM, whatever mode it is given later)"
         yield Problem(("vm", "memory"), f"{taken}, leaving {human_size(max(left, 0))} for the OS "
                       "(at least 1 GiB is needed)",
                       f"raise vm.memory to at least {format_size(needed)} or shrink the regions")
