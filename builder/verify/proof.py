@@ -76,6 +76,18 @@ def _kernel_clear_check(regions: list[PlannedRegion], report: dict) -> Check:
                  if not clashes else f"{len(clashes)} overlap(s)", clashes)
 
 
+def _mounts_stay_checks(regions: list[PlannedRegion], report: dict) -> list[Check]:
+    """Every planned mount still stands once the proof is done and udev has handled every device event: a
+    mount stopped seconds after it was made (a namespace replaced under it) leaves an empty directory that
+    takes writes meant for pmem."""
+    at_end = report.get("mounts_at_end")
+    return [Check(f"/dev/{r.device} still mounted at the end", at_end is not None and r.mountpoint in at_end,
+                  f"{r.mountpoint} is still a pmem mount after the proof" if at_end is not None and r.mountpoint in at_end
+                  else f"{r.mountpoint} is no longer mounted" if at_end is not None else
+                  "the guest did not report its mounts at the end (an image older than this row)")
+            for r in regions if r.mountpoint]
+
+
 def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]:
     checks = []
     if kernel_release:
@@ -136,6 +148,7 @@ def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reb
     for region in regions:
         checks.extend(_region_checks(region, report, expect, plan.pmdk))
     checks.append(_kernel_clear_check(regions, report))
+    checks.extend(_mounts_stay_checks(plan.regions, report))
     if warm_reboot:
         checks.extend(warm_reboot_checks(plan, report))
     failed_units = report.get("failed_units")

@@ -19,7 +19,7 @@ RS, US = "\x1e", "\x1f"
 REPORT_KEYS = {"format", "kernel_release", "cmdline", "root_source", "iomem_pmem", "e820_user_pmem", "dax_messages",
                "devices", "ndctl_namespaces", "namespace_setup", "dax_devices", "mounts", "kernel_config",
                "kernel_config_source", "iomem_kernel", "initrd", "warm_reboot", "power_cycle", "seeded", "regions",
-               "nfit_table", "failed_units"}
+               "nfit_table", "failed_units", "mounts_at_end"}
 
 
 @pytest.fixture(scope="module")

@@ -191,3 +191,17 @@ def test_warm_reboot_results(plan):
     assert [c.name for c in judge(plan, report, "", True) if not c.passed] == ["/dev/pmem0 survives warm reboot"]
     report["warm_reboot"] = None
     assert [c.name for c in judge(plan, report, "", True) if not c.passed] == ["/dev/pmem0 survives warm reboot"]
+
+
+def test_a_mount_gone_by_the_end_of_the_proof_fails_its_row():
+    """Issue 22: a pmem mount stopped seconds after it was made (its namespace replaced under it) left an empty
+    directory on the root disk; the proof's last look at the mounts must still find every planned one."""
+    plan = plan_of_file(PROFILES / "default.yaml")[0]
+    report = copy.deepcopy(REPORT)
+    rows = {c.name: c for c in judge(plan, report)}
+    assert rows["/dev/pmem0 still mounted at the end"].passed
+    report["mounts_at_end"] = []
+    row = {c.name: c for c in judge(plan, report)}["/dev/pmem0 still mounted at the end"]
+    assert not row.passed and "no longer mounted" in row.detail
+    del report["mounts_at_end"]
+    assert not {c.name: c for c in judge(plan, report)}["/dev/pmem0 still mounted at the end"].passed

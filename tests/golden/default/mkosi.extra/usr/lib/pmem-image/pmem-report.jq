@@ -53,4 +53,4 @@ def namespaces:
                                                                  pool: (if .[2] == "none" then null else .[2] end)})) end),
  regions: ($regions | records | map({dev: .[0], provider: .[1], resource: .[2], size: (.[3] | number),
                                      dimms: (.[4] | lines)})),
- nfit_table: ($nfit == "true"), failed_units: ($failed_units | lines)}
+ nfit_table: ($nfit == "true"), failed_units: ($failed_units | lines), mounts_at_end: ($mounts_at_end | lines)}
