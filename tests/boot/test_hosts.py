@@ -7,6 +7,8 @@ package layers of the boot tier (out/test/.cache), so the packages are downloade
 import json
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -27,23 +29,35 @@ def host_runs() -> dict:
     """release -> (exit code, report, {artifact: sha256}, seconds) of the README's first command there."""
     shutil.rmtree(HOSTS, ignore_errors=True)
     runs = {}
-    for release in ("bookworm", "trixie"):
+
+    def prepared(release: str) -> Path:
         tree = HOSTS / release
         make_tree(tree, release)
         copy_checkout(tree / "root" / "pmem-image")
-        with entered(tree, SHARED_CACHE) as checkout:
-            pending = in_tree(tree, "apt-get update -qq && apt-get -s upgrade | grep -c ^Inst || true", 600)
-            result = in_tree(tree, f"cd /root/pmem-image && time {FIRST_COMMAND}", 2400)
-            manifest_path = checkout / "out" / "default" / "manifest.json"
-            manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
-        runs[release] = {"rc": result.returncode, "report": report, "stderr": result.stderr[-4000:],
-                         "pending": pending.stdout.strip(),
-                         "sha256": {f["name"]: f["sha256"] for f in manifest.get("files", [])
-                                    if f["name"] in ARTIFACTS},
-                         "toolchain": manifest.get("toolchain", {})}
+        return tree
+
+    # Both trees are debootstrapped at once and beside the first tree's build (downloads and unpacking, no
+    # image build): only the first commands, which build and boot, run one after the other.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        trees = {release: pool.submit(prepared, release) for release in ("bookworm", "trixie")}
+        for release in ("bookworm", "trixie"):
+            runs[release] = _first_command(trees[release].result())
     yield runs
     shutil.rmtree(HOSTS, ignore_errors=True)
+
+
+def _first_command(tree: Path) -> dict:
+    """The README's first command in a prepared tree: its exit code, report, artifact sums and toolchain."""
+    with entered(tree, SHARED_CACHE) as checkout:
+        pending = in_tree(tree, "apt-get update -qq && apt-get -s upgrade | grep -c ^Inst || true", 600)
+        result = in_tree(tree, f"cd /root/pmem-image && time {FIRST_COMMAND}", 2400)
+        manifest_path = checkout / "out" / "default" / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    return {"rc": result.returncode, "report": report, "stderr": result.stderr[-4000:],
+            "pending": pending.stdout.strip(),
+            "sha256": {f["name"]: f["sha256"] for f in manifest.get("files", []) if f["name"] in ARTIFACTS},
+            "toolchain": manifest.get("toolchain", {})}
 
 
 @pytest.mark.parametrize("release", ["bookworm", "trixie"])
