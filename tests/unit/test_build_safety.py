@@ -193,35 +193,34 @@ def test_dry_run_prints_the_mkosi_command_and_writes_nothing(env):
 def test_builds_of_two_profiles_at_once_take_turns_on_the_shared_caches(env, tmp_path):
     """Two profiles built at the same time: their mkosi runs share the package cache, so they must not
     overlap (the second waits for the cache lock and says so), and both finish."""
+    spans, text = two_slow_builds(env, tmp_path, "bookworm")
+    assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
+    assert "waiting for the shared packages cache" in text
+
+
+def two_slow_builds(env: dict, tmp_path: Path, release: str) -> tuple[list[tuple[float, float]], str]:
+    """default and a copy of it on `release` built at once (the stand-in mkosi takes a second): when each one's
+    mkosi ran, in start order, and what both said."""
     env["FAKE_MKOSI_MODE"] = "slow"
     other = tmp_path / "other.yaml"
-    other.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: other"))
+    other.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: other")
+                     .replace("release: bookworm", f"release: {release}"))
     first, second = build(env), build(env, profile=other)
     (code_a, text_a), (code_b, text_b) = finish(first), finish(second)
     assert code_a == 0 and code_b == 0, text_a + text_b
     state = Path(env["FAKE_MKOSI_STATE"])
     spans = sorted((float((state / f"{n}.start").read_text()), float((state / f"{n}.end").read_text()))
                    for n in ("default", "other"))
-    assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped: {spans}"
-    assert "waiting for the shared packages cache" in text_a + text_b
+    return spans, text_a + text_b
 
 
 def test_builds_of_two_releases_overlap_and_gc_waits_for_them(env, tmp_path):
     """Each release has a package cache of its own, so a bookworm and a trixie build run their mkosi at the same
     time (review M10: one global lock made them take turns); gc, which empties every cache, waits for both."""
     from builder.build.locks import CacheLock
-    env["FAKE_MKOSI_MODE"] = "slow"
-    other = tmp_path / "other.yaml"
-    other.write_text((PROFILES / "default.yaml").read_text().replace("name: default", "name: other")
-                     .replace("release: bookworm", "release: trixie"))
-    first, second = build(env), build(env, profile=other)
-    (code_a, text_a), (code_b, text_b) = finish(first), finish(second)
-    assert code_a == 0 and code_b == 0, text_a + text_b
-    state = Path(env["FAKE_MKOSI_STATE"])
-    spans = sorted((float((state / f"{n}.start").read_text()), float((state / f"{n}.end").read_text()))
-                   for n in ("default", "other"))
+    spans, text = two_slow_builds(env, tmp_path, "trixie")
     assert spans[1][0] < spans[0][1], f"mkosi runs of two releases took turns: {spans}"
-    assert "waiting for the shared packages cache" not in text_a + text_b
+    assert "waiting for the shared packages cache" not in text
     out = Path(env["PMEM_IMAGE_OUT"])
     with CacheLock(out, "packages", shared=True) as held, open(held.path, "a+") as gc:   # as a build holds it
         with pytest.raises(BlockingIOError):
