@@ -49,6 +49,21 @@ def login_check(plan: Plan, user: str, port: int, key: Path, runner: Runner) -> 
         time.sleep(3)
     ok = result is not None and result.returncode == 0 and (mount is None or "dax" in result.stdout)
     seen = (result.stdout.strip() or result.stderr.strip())[:200] if result else "no attempt"
-    return Check(f"ssh login as {user}", ok,
-                 f"key login over 127.0.0.1:{port}; {' '.join(command)}: {seen}" if ok else
-                 f"no key login over SSH in {LOGIN_SECONDS}s: {seen}")
+    if ok:
+        return Check(f"ssh login as {user}", True, f"key login over 127.0.0.1:{port}; {' '.join(command)}: {seen}")
+    return Check(f"ssh login as {user}", False, login_failure(result, command, mount))
+
+
+def login_failure(result, command: list[str], mount: Optional[str]) -> str:
+    """Why the SSH row failed, never empty: ssh's own error (it exits 255), or what the command said and its
+    exit code once logged in (findmnt says nothing, exit 1, when nothing is mounted there)."""
+    if result is None:
+        return "no login was attempted"
+    said = (result.stderr.strip() or result.stdout.strip())[:300]
+    if result.returncode == 255:
+        return f"no key login over SSH in {LOGIN_SECONDS}s: ssh: {said or 'no error text (sshd closed the connection)'}"
+    if result.returncode == 0:
+        return f"logged in, but {mount} is mounted without DAX: {result.stdout.strip() or '(no options)'}"
+    if mount and command[0] == "findmnt" and not said:
+        return f"logged in, but nothing is mounted at {mount} (findmnt exit {result.returncode})"
+    return f"logged in, but {' '.join(command)} failed with exit {result.returncode}: {said or '(no output)'}"
