@@ -17,7 +17,7 @@ from typing import Optional
 
 from ..profile.errors import PmemImageError, UsageError
 from ..runner import Runner
-from .manifest import file_stamp, read_manifest, write_listings
+from .manifest import file_stamp, read_manifest
 from .signing import SIGNATURE, sign, verify
 
 TITLE = "org.opencontainers.image.title"
@@ -190,7 +190,8 @@ def _verify(directory: Path, files: list[tuple[str, str]], key: str, arrived: di
 def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Path] = None,
          runner: Optional[Runner] = None) -> Optional[dict]:
     """The build with this key into `destination` (a new directory; checked), or None when the registry has
-    no such tag. With trusted_keys (an allowed_signers file) an unsigned or wrongly signed build is refused."""
+    no such tag. With trusted_keys (an allowed_signers file) an unsigned or wrongly signed build is refused.
+    The listings are left to the caller, which adds this machine's own files first."""
     reference = f"{repository}:{key}"
     client = _client(repository)
     found = _oci_manifest(client, reference)
@@ -213,5 +214,4 @@ def pull(repository: str, key: str, destination: Path, trusted_keys: Optional[Pa
     manifest["files"] = [{**entry, **file_stamp(destination / entry["name"])} for entry in manifest["files"]]
     manifest["pulled_from"] = reference
     manifest["pulled_digest"] = f"{repository}@{manifest_digest}"    # the artifact exactly as it was pulled
-    write_listings(destination, manifest)
-    return manifest
+    return manifest        # the caller writes this machine's plan, domain and listings (write_local_files)

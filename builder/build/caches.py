@@ -65,21 +65,29 @@ def in_use(out_root: Path) -> dict[str, set[str]]:
     return used
 
 
-def trim_package_store(out_root: Path, locks: Iterable[Path] = ()) -> tuple[int, int, int]:
+@dataclass(frozen=True)
+class StoreTrim:
+    freed: int             # bytes
+    removed: int           # files
+    kept: int              # files
+    kept_bytes: int
+
+
+def trim_package_store(out_root: Path, locks: Iterable[Path] = ()) -> StoreTrim:
     """Remove the package files no build under out_root and no given lock names (their package lists and
-    apt's metadata stay: `build --offline` of a locked profile needs both); returns (bytes freed, files
-    removed, files kept). Under the packages cache's lock, so a running build is waited for."""
+    apt's metadata stay: `build --offline` of a locked profile needs both). Under the packages cache's lock,
+    so a running build is waited for."""
     keep = referenced_packages(out_root, list(locks))
-    freed = removed = kept = 0
+    freed = removed = kept = kept_bytes = 0
     with CacheLock(out_root, "packages"):
         for path in sorted(p for cache in package_cache_dirs(out_root) for p in (cache / ARCHIVES).glob("*.deb")):
+            size = path.stat().st_size
             if path.name in keep:
-                kept += path.stat().st_size
+                kept, kept_bytes = kept + 1, kept_bytes + size
                 continue
-            freed += path.stat().st_size
-            removed += 1
+            freed, removed = freed + size, removed + 1
             os.unlink(path)
-    return freed, removed, kept
+    return StoreTrim(freed, removed, kept, kept_bytes)
 
 
 def gc(out_root: Path, say: Callable[[str], None], locks: Iterable[Path] = ()) -> list[Trimmed]:
@@ -93,8 +101,8 @@ def gc(out_root: Path, say: Callable[[str], None], locks: Iterable[Path] = ()) -
         if not directory.is_dir():
             continue
         if name == "packages":
-            freed, _, kept = trim_package_store(out_root, locks)
-            trimmed.append(Trimmed(name, freed, kept))
+            store = trim_package_store(out_root, locks)
+            trimmed.append(Trimmed(name, store.freed, store.kept_bytes))
             continue
         with CacheLock(out_root, LOCK_OF[name], say):
             freed = kept = 0

@@ -37,9 +37,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 def cmd_store_gc(args: argparse.Namespace) -> int:
     out = out_root(args)
-    freed, removed, kept = trim_package_store(out, args.locks)
-    print(f"package store {package_store(out)}: removed {removed} file(s) no build or lock names, "
-          f"freed {human_size(freed)}; kept {kept}")
+    store = trim_package_store(out, args.locks)
+    print(f"package store {package_store(out)}: removed {store.removed} file(s) no build or lock names, "
+          f"freed {human_size(store.freed)}; kept {store.kept}")
     return EXIT_OK
 
 

@@ -75,7 +75,7 @@ def check_distinct_names(names: dict[Path, str]) -> None:
     for target, name in names.items():
         if name in seen:
             raise UsageError(f"{seen[name]} and {target} are both named {name!r}: they would share out/{name}",
-                             "give one of them another name: (names are the output directories)")
+                             "give one of them another name (names are the output directories)")
         seen[name] = target
 
 
