@@ -87,7 +87,9 @@ def check_against_lock(plan: Plan, result: Path, package_cache: Path) -> None:
     if wrong or files:
         raise PmemImageError(
             "the build did not get the locked packages: "
-            + "; ".join(wrong[:10] + [f"{f} differs from the lock's sha256" for f in files[:10]]),
+            + "; ".join(wrong[:10] + [f"{f} differs from the lock's sha256" for f in files[:10]])
+            + "".join(f" (and {n - 10} more {what})" for n, what in ((len(wrong), "versions"), (len(files), "files"))
+                      if n > 10),
             "the sources no longer have these versions: use mirror: snapshot:TIME, or build --offline from the "
             "package store that has them; or move PROFILE.lock away, build, and lock again")
 

@@ -89,12 +89,14 @@ def _network(profile: Profile) -> str:
     return profile.network or ("dhcp" if profile.wants_ssh else "none")
 
 
-def _image_packages(record: Release, profile: Profile, regions: list[PlannedRegion]) -> list[str]:
+def _image_packages(record: Release, profile: Profile) -> list[str]:
+    """The pmem tools (both boot loaders, xfsprogs, daxctl) are in every image, whatever its layout and firmware:
+    a change of filesystem, namespace mode or firmware is then a change of the image alone, which reuses the
+    package layer (seconds, not a cold install of a minute or more), and profiles that differ only there share
+    one layer. What the user opts into (PMDK, SSH, cloud-init, users, packages) still decides the layer."""
     chosen = record.packages
-    names = [*(chosen.kernel if profile.kernel.source == "distro" else ()), *chosen.base, *chosen.efi_bootloader]
-    names += chosen.bios_bootloader if profile.vm.firmware == "bios" else ()
-    names += chosen.xfs if any(r.filesystem == "xfs" for r in regions) else ()
-    names += chosen.devdax if any(r.mode == "devdax" for r in regions) else ()
+    names = [*(chosen.kernel if profile.kernel.source == "distro" else ()), *chosen.base, *chosen.efi_bootloader,
+             *chosen.bios_bootloader, *chosen.xfs, *chosen.devdax]
     names += chosen.pmdk if profile.pmdk else ()
     names += chosen.cloud_init if profile.cloud_init else ()
     names += chosen.ssh if profile.wants_ssh else ()
@@ -140,7 +142,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
     assert record is not None and kernel is not None      # resolving either failing is an error above
 
     regions = _plan_regions(profile, kernel)
-    packages = _image_packages(record, profile, regions)
+    packages = _image_packages(record, profile)
     build_packages = sorted({*record.packages.build, *(record.packages.pmdk_build if profile.pmdk else ())})
     if lock is not None and (problems := _lock_problems(lock, record, packages, build_packages)):
         raise ProfileError(filename, sort_problems([source.locate(p) for p in problems] if source else problems))

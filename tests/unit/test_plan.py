@@ -13,7 +13,19 @@ def test_default_profile_plan():
     assert region.dax_option == "dax=always" and "nofail" in region.mount_options
     assert region.mkfs == ["mkfs.ext4", "-q", "-F", "-b", "4096", "-L", "pmem0", "/dev/pmem0"]
     assert plan.kernel_cmdline[-1] == "memmap=1G!4G" and "console=ttyS0" in plan.kernel_cmdline
-    assert "linux-image-amd64" in plan.packages and "grub-pc-bin" in plan.packages and "xfsprogs" not in plan.packages
+    assert "linux-image-amd64" in plan.packages and "grub-pc-bin" in plan.packages
+
+
+def test_layout_and_firmware_do_not_change_the_package_set():
+    """Every image carries both boot loaders, xfsprogs and daxctl, so switching the filesystem, the namespace mode or
+    the firmware keeps the package layer; what the user opts into (PMDK here) still changes it."""
+    ext4, _ = plan_of_text(BASE + "vm: {memory: 6G}\npmem:\n  - {size: 1G, offset: 4G}\n")
+    other, _ = plan_of_text(BASE + "vm: {memory: 6G, firmware: uefi}\npmem:\n  - {size: 1G, offset: 4G, filesystem: xfs}\n"
+                            "  - {size: 1G, offset: 5G, mode: devdax}\n")
+    pmdk, _ = plan_of_text(BASE + "vm: {memory: 6G}\npmdk: true\npmem:\n  - {size: 1G, offset: 4G}\n")
+    assert ext4.packages == other.packages and {"xfsprogs", "daxctl", "grub-pc-bin"} <= set(ext4.packages)
+    assert not other.bios_bootloader and ext4.bios_bootloader
+    assert set(pmdk.packages) > set(ext4.packages)
 
 
 def test_devices_are_numbered_by_address():
@@ -23,10 +35,10 @@ def test_devices_are_numbered_by_address():
     assert plan.regions[1].mkfs[:6] == ["mkfs.xfs", "-q", "-f", "-m", "reflink=0", "-L"]
 
 
-def test_old_kernel_gets_legacy_dax_and_uefi_drops_bios_grub():
+def test_old_kernel_gets_legacy_dax_and_uefi_has_no_bios_boot_partition():
     plan, _ = plan_of_text("name: t\ndistribution: {name: ubuntu, release: focal}\nvm: {memory: 2G, firmware: uefi}\n"
                            "pmem:\n  - {size: 512M, offset: 1G}\n")
-    assert plan.regions[0].dax_option == "dax" and not plan.bios_bootloader and "grub-pc-bin" not in plan.packages
+    assert plan.regions[0].dax_option == "dax" and not plan.bios_bootloader
 
 
 def test_more_than_four_regions_add_nokaslr_once():
