@@ -3,8 +3,9 @@
  * the way pmem programs do it (CLWB/CLFLUSHOPT/CLFLUSH + SFENCE, non-temporal stores, msync),
  * and measure what each costs. C11 + libc only; part of pmem-image.
  *
- * On DRAM-backed (emulated) pmem the read-back proves the program wrote and flushed the lines it
- * meant to; it cannot prove durability after power loss.
+ * The read-back shows that the stores reached the file through the chosen path. It cannot show that
+ * cache lines were flushed (caches are coherent, and under TCG CLWB is a no-op), and on DRAM-backed
+ * (emulated) pmem nothing here shows durability after power loss.
  *
  * Exit codes: 0 verification passed, 1 verification failed, 2 bad arguments or I/O error.
  */
