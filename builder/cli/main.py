@@ -12,7 +12,6 @@ from .. import __version__
 from .options import add_verify_options
 from ..build.flushtest import run_on_host
 from ..build import mkosi as mkosi_tool
-from ..build.mkosi import mkosi_version
 from ..build.pipeline import build
 from ..build.tree import write_tree
 from ..plan.model import Plan
@@ -86,7 +85,7 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
     if not args.dry_run:
         mkosi_tool.require_root()
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_version(runner),
+    result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_tool.mkosi_version(runner),
                    force=args.force or args.cold, profile_sha256=profile_sha, substitute=args.substitute, trusted_keys=args.trusted_keys,
                    offline=args.offline, cold=args.cold)
     if args.json and not args.verify:
@@ -243,9 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_.add_argument("target", type=Path, metavar="PROFILE|out/NAME")
     run_.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     run_.add_argument("--ssh-port", type=int, metavar="N", help="host port for the guest's SSH (default: a free one)")
-    run_.add_argument("--persist", action="store_true", help="keep the guest's writes (out/NAME/run/overlay.qcow2)")
+    run_.add_argument("--persist", action="store_true", help="keep the guest's writes (out/.state/NAME/run/overlay.qcow2)")
     run_.add_argument("--state", type=Path, metavar="DIR",
-                      help="nvdimm backend: the NVDIMM backing files (default out/NAME/state/; they always persist)")
+                      help="nvdimm backend: the NVDIMM files (default out/.state/NAME/pmem-LAYOUT/; always kept)")
     run_.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     run_.set_defaults(func=cmd_run)
 

@@ -79,7 +79,8 @@ class Root(StrictModel):
 
 
 class Disk(StrictModel):
-    size: Optional[Size] = Field(None, description="Root partition size; default: the packages plus 1 GiB.")
+    size: Optional[Size] = Field(None, description="Root partition size (at least 2G); default: as small as its contents "
+                                  "(mkosi's Minimize=guess).")
 
 
 PackageName = Annotated[str, Field(pattern=PACKAGE_PATTERN, json_schema_extra={

@@ -64,7 +64,7 @@ class Kernel(StrictModel):
                               "tarball: a kernel.org-style tarball (url + sha256); tree: a local source tree (path)."
     )
     version: Optional[Text] = Field(
-        None, pattern=VERSION_PATTERN, description="Kernel version (>= 4.2); required unless source is distro."
+        None, pattern=VERSION_PATTERN, description="Kernel version (>= 4.3); required unless source is distro."
     )
     url: Optional[str] = Field(
         None, pattern=r"^(https?://[A-Za-z0-9._~:/?@!&'()*+,=%-]+|[A-Za-z0-9._/-]+)$", max_length=500,
