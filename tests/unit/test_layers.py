@@ -86,3 +86,8 @@ def test_pyproject_lists_every_subpackage():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     present = {module_name(p) for p in PACKAGE.rglob("__init__.py")} | {"builder.knowledge.fragments"}
     assert listed == present
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_modules_stay_under_300_lines(path: Path):
+    assert len(path.read_text().splitlines()) < 300, f"{path.relative_to(ROOT)}: split it by what its parts do"
