@@ -55,6 +55,11 @@ def check(function: Optional[Check] = None, *, backend: Optional[str] = None):
     return register(function) if function is not None else register
 
 
+def all_checks() -> list[tuple[Check, Optional[str]]]:
+    """Every registered check with the backend it is limited to (None: every plan); the docs list them."""
+    return list(_REGISTRY)
+
+
 def registered_checks(backend: str) -> list[Check]:
     return [fn for fn, only in _REGISTRY if only in (None, backend)]
 
