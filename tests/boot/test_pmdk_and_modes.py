@@ -70,7 +70,7 @@ def test_pmdk_dev_is_proven_with_pmdk_and_its_pmem_and_pool_survive_a_warm_reboo
 
 
 def test_compile_a_libpmemobj_program_on_the_image_over_run_and_ssh(tmp_path):
-    """The README's "Develop with PMDK" steps: run, ssh in as dev (no key in the profile: run makes one for
+    """docs/pmdk.md's steps: run, ssh in as dev (no key in the profile: run makes one for
     the boot), compile against libpmemobj with pkg-config, run it twice, pmempool info on the pool."""
     console = tmp_path / "run.log"
     process = subprocess.Popen([str(PMEM_IMAGE), "run", "--accel", "tcg", str(PROFILES / "pmdk-dev.yaml")],
