@@ -39,9 +39,9 @@ def _is_size(annotation: Any, metadata: tuple = ()) -> bool:
     return get_origin(annotation) in (Union, types.UnionType) and any(_is_size(a) for a in get_args(annotation))
 
 
-def _type_name(annotation: Any) -> str:
+def _type_name(annotation: Any, metadata: tuple = ()) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
-    if _is_size(annotation):
+    if _is_size(annotation, metadata):
         return "size (`512M`, `1G`)"
     if origin is Literal:
         return " \\| ".join(f"`{a}`" for a in args)
@@ -127,8 +127,7 @@ def profile_reference() -> str:
     for path, field in _field_rows(Profile):
         limits = _constraints(field)
         text = (field.description or "") + (f" Limits: {', '.join(limits)}." if limits else "")
-        kind = "size (`512M`, `1G`)" if _is_size(field.annotation, tuple(field.metadata)) else _type_name(field.annotation)
-        lines.append(f"| `{path}` | {kind} | {_cell(_default(field))} | {_cell(text)} |")
+        lines.append(f"| `{path}` | {_type_name(field.annotation, tuple(field.metadata))} | {_cell(_default(field))} | {_cell(text)} |")
     lines += ["", "Checks that relate a field to others (kernel, RAM layout, backend), by the top-level field they "
               "report on; each is a named function registered with `@check` under `builder/plan/`:", ""]
     lines += [f"- `{field}`: {', '.join(names)}" for field, names in sorted(checks.items())]
@@ -189,17 +188,24 @@ def fill(page: str, block: str, content: str) -> str:
     return f"{head}{begin}\n{content}\n{end}{rest.split(end, 1)[1]}"
 
 
+def updated_pages() -> dict[Path, str]:
+    """The pages whose generated text differs from the code's, with what they should say."""
+    updated: dict[Path, str] = {}
+    for block, (path, content) in generated_blocks().items():
+        page = path.read_text()
+        if (filled := fill(page, block, content)) != page:
+            updated[path] = filled
+    return updated
+
+
 def stale_pages() -> list[Path]:
-    return [path for block, (path, content) in generated_blocks().items()
-            if fill(path.read_text(), block, content) != path.read_text()]
+    return list(updated_pages())
 
 
 def main() -> int:
-    for block, (path, content) in generated_blocks().items():
-        updated = fill(path.read_text(), block, content)
-        if updated != path.read_text():
-            path.write_text(updated)
-            print(f"wrote {path.relative_to(DOCS.parent)}")
+    for path, text in updated_pages().items():
+        path.write_text(text)
+        print(f"wrote {path.relative_to(DOCS.parent)}")
     return 0
 
 
