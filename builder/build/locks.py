@@ -80,3 +80,16 @@ class CacheLock(_FileLock):
         if self.say:
             what = f" ({self.entry})" if self.entry else ""
             self.say(f"waiting for the shared {self.name} cache{what} ({holder} is using it)")
+
+
+class MachineBuildLock(_FileLock):
+    """$PMEM_IMAGE_BUILD_LOCK: one file that every pmem-image process given it takes exclusively for the heavy
+    part of a build (staging, kernel compile, mkosi, exports), so that builds on one machine (CI jobs, --jobs
+    workers, several terminals) run one at a time while boots and everything else go on beside them."""
+
+    def __init__(self, path: Path, say: Callable[[str], None]):
+        super().__init__(path)
+        self.say = say
+
+    def _busy(self, holder: str) -> None:
+        self.say(f"waiting for the build lock {self.path} ({holder} is building)")

@@ -24,7 +24,7 @@ from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
 from ..runner import Runner, check_cancelled
-from .locks import BuildLock, CacheLock
+from .locks import BuildLock, CacheLock, MachineBuildLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .exports import export_all
 from .kernel import prepare_kernel
@@ -167,11 +167,12 @@ def _cache_locks(out_root: Path, cache: str, entry: str, say) -> Iterator[None]:
 def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Runner, *,
           mkosi_version: str, force: bool = False, profile_sha256: str = "",
           substitute: Optional[str] = None, offline: bool = False, cold: bool = False,
-          trusted_keys: Optional[Path] = None) -> BuildResult:
+          trusted_keys: Optional[Path] = None, machine_lock: Optional[Path] = None) -> BuildResult:
     """substitute: REGISTRY/REPO of a binary cache; a build whose key is tagged there is pulled, not built.
     offline: install from the package cache only, no network (a locked build whose packages it holds).
     cold: install the packages afresh (drop the package layer of these inputs first).
-    trusted_keys: an OpenSSH allowed_signers file; a substituted build must be signed by one of them."""
+    trusted_keys: an OpenSSH allowed_signers file; a substituted build must be signed by one of them.
+    machine_lock: a file held exclusively from staging to the finished output (MachineBuildLock)."""
     out_root = out_root.absolute()
     directory = out_root / plan.name
     key = build_key(plan, files, mkosi_version, input_identity(plan, out_root, runner),
@@ -193,47 +194,51 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         if not force and (manifest := up_to_date(directory, key)):
             runner.say(f"{plan.name}: up to date (build key {key[:16]}), nothing to do")
             return BuildResult(directory, key, False, manifest)
-        staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
-        try:
-            started = time.time()
-            if substitute and (manifest := _substituted(substitute, key, staging / "pulled", runner, trusted_keys)):
-                write_local_files(staging / "pulled", plan, directory, manifest)
+        # Waiting for the machine's build lock comes before the staging directory: a build that waits leaves
+        # nothing in out/ yet.
+        with MachineBuildLock(machine_lock, runner.say) if machine_lock else contextlib.nullcontext():
+            staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
+            try:
+                started = time.time()
+                pulled = staging / "pulled"
+                if substitute and (manifest := _substituted(substitute, key, pulled, runner, trusted_keys)):
+                    write_local_files(pulled, plan, directory, manifest)
+                    rescue_legacy_state(directory, out_root, plan.name, runner.say)
+                    check_cancelled()       # interrupted (another --jobs worker's Ctrl-C): replace nothing
+                    replace_dir(pulled, directory)
+                    runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
+                    return BuildResult(directory, key, False, manifest, pulled=True)
+                (staging / "result").mkdir()
+                # Shared caches: a build of another profile that needs the same entry (kernel source and base,
+                # release package cache) waits rather than corrupting it; one with other entries goes on (M10).
+                with _cache_locks(out_root, "kernels", kernel_lock_entry(plan), runner.say):
+                    kernel = prepare_kernel(plan, out_root, runner, staging / "result")
+                package_cache = package_cache_dir(out_root, plan)
+                with _cache_locks(out_root, "packages", package_cache.name, runner.say):
+                    layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
+                    result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
+                                           offline, layer)
+                    if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
+                        write_initrd_packages(layer, result_dir, runner)
+                    if plan.locked_packages:
+                        check_against_lock(plan, result_dir, package_cache)
+                kernel_release = check_image_kernel(plan, result_dir, kernel)
+                raw = result_dir / f"{plan.name}.raw"
+                table = partition_table(raw, runner)
+                # The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself.
+                clamp_fat_label(raw, table, plan.source_date_epoch)
+                write_contents(result_dir, raw, table, runner)
+                artifacts = export_all(plan, raw, result_dir, runner)
+                manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
+                                         time.time() - started, kernel, kernel_release, directory, artifacts,
+                                         {"name": layer.name, "reused": reused})
                 rescue_legacy_state(directory, out_root, plan.name, runner.say)
-                check_cancelled()       # interrupted (another --jobs worker's Ctrl-C): replace nothing
-                replace_dir(staging / "pulled", directory)
-                runner.say(f"{plan.name}: pulled {manifest['pulled_from']} in {time.time() - started:.0f}s")
-                return BuildResult(directory, key, False, manifest, pulled=True)
-            (staging / "result").mkdir()
-            # Shared caches: a build of another profile that needs the same entry (kernel source and base,
-            # release package cache) waits rather than corrupting it; one with other entries goes on (M10).
-            with _cache_locks(out_root, "kernels", kernel_lock_entry(plan), runner.say):
-                kernel = prepare_kernel(plan, out_root, runner, staging / "result")
-            package_cache = package_cache_dir(out_root, plan)
-            with _cache_locks(out_root, "packages", package_cache.name, runner.say):
-                layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
-                result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
-                                       offline, layer)
-                if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
-                    write_initrd_packages(layer, result_dir, runner)
-                if plan.locked_packages:
-                    check_against_lock(plan, result_dir, package_cache)
-            kernel_release = check_image_kernel(plan, result_dir, kernel)
-            raw = result_dir / f"{plan.name}.raw"
-            table = partition_table(raw, runner)
-            # The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself.
-            clamp_fat_label(raw, table, plan.source_date_epoch)
-            write_contents(result_dir, raw, table, runner)
-            artifacts = export_all(plan, raw, result_dir, runner)
-            manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
-                                     time.time() - started, kernel, kernel_release, directory, artifacts,
-                                     {"name": layer.name, "reused": reused})
-            rescue_legacy_state(directory, out_root, plan.name, runner.say)
-            check_cancelled()
-            replace_dir(result_dir, directory)
-        except PmemImageError as error:
-            error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)
-            raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                check_cancelled()
+                replace_dir(result_dir, directory)
+            except PmemImageError as error:
+                error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)
+                raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     runner.say(f"{plan.name}: built {directory} in {manifest['build_seconds']:.0f}s")
     return BuildResult(directory, key, True, manifest)

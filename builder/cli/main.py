@@ -24,7 +24,7 @@ from ..verify import session
 from ..verify.boot import checks_table, verify
 from ..verify.junit import Suite, junit_xml
 from . import housekeeping, locking, many, matrix, publish
-from .targets import load_plan, out_root, resolve_target
+from .targets import load_plan, machine_build_lock, out_root, resolve_target
 from .views import plan_text
 
 
@@ -87,7 +87,7 @@ def _build_one(path: Path, plan: Plan, warnings: list[Problem], args: argparse.N
     profile_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     result = build(plan, render(plan), out_root(args), runner, mkosi_version=mkosi_tool.mkosi_version(runner),
                    force=args.force or args.cold, profile_sha256=profile_sha, substitute=args.substitute, trusted_keys=args.trusted_keys,
-                   offline=args.offline, cold=args.cold)
+                   offline=args.offline, cold=args.cold, machine_lock=machine_build_lock())
     if args.json and not args.verify:
         print(json.dumps({"exit_code": EXIT_OK, "directory": str(result.directory), "rebuilt": result.rebuilt,
                           "manifest": result.manifest}, indent=2))

@@ -1,8 +1,10 @@
-"""What a command works on: a profile (validated and planned) or a build directory, and the output root."""
+"""What a command works on: a profile (validated and planned) or a build directory, the output root, and
+the machine's build lock."""
 
 import argparse
 import os
 from pathlib import Path
+from typing import Optional
 
 from ..build.manifest import read_manifest
 from ..knowledge.host import find_debian_mirror
@@ -21,6 +23,12 @@ def load_plan(path: Path, allowed: tuple[Path, ...] = ()) -> tuple[Plan, list[Pr
 
 def out_root(args: argparse.Namespace) -> Path:
     return args.out or Path(os.environ.get("PMEM_IMAGE_OUT", "out"))
+
+
+def machine_build_lock() -> Optional[Path]:
+    """$PMEM_IMAGE_BUILD_LOCK: the file builds on this machine take turns on (none: builds do not wait)."""
+    value = os.environ.get("PMEM_IMAGE_BUILD_LOCK")
+    return Path(value) if value else None
 
 
 def plan_of_build(directory: Path) -> Plan:

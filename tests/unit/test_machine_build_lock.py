@@ -1,0 +1,31 @@
+"""$PMEM_IMAGE_BUILD_LOCK: builds given the same lock file take turns, whatever their caches (two releases
+share none, and without the lock they overlap: test_build_safety.py), and a build that waits has put nothing
+into out/ yet; a verify or run never takes it."""
+
+import fcntl
+from pathlib import Path
+
+from test_build_safety import build, finish, two_slow_builds
+
+
+def test_builds_given_one_lock_file_take_turns_and_say_so(env, tmp_path):
+    env["PMEM_IMAGE_BUILD_LOCK"] = str(tmp_path / "machine.lock")
+    spans, text = two_slow_builds(env, tmp_path, "trixie")
+    assert spans[0][1] <= spans[1][0], f"mkosi runs overlapped under one build lock: {spans}"
+    assert f"waiting for the build lock {tmp_path / 'machine.lock'} (pid " in text
+
+
+def test_a_build_waiting_for_the_lock_has_no_staging_directory_and_goes_on_when_it_is_free(env, tmp_path):
+    lock = tmp_path / "machine.lock"
+    env["PMEM_IMAGE_BUILD_LOCK"] = str(lock)
+    out = Path(env["PMEM_IMAGE_OUT"])
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)          # as another process's build holds it
+        waiting = build(env)
+        line = waiting.stderr.readline() if waiting.stderr else ""
+        while "waiting for the build lock" not in line and line:
+            line = waiting.stderr.readline()
+        assert "waiting for the build lock" in line
+        assert list(out.glob(".staging-*")) == [] and not (out / "default").exists()
+    code, text = finish(waiting)
+    assert code == 0 and (out / "default" / "manifest.json").exists(), text
