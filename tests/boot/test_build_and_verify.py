@@ -12,25 +12,20 @@ from pathlib import Path
 
 import pytest
 
+from cli import ENV, OUT, one_build_at_a_time, pmem_image, proven, report_of
 from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
 
-pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
-OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
+# One worker runs this file's tests in order (they share out/test/default), beside the other files' tests.
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("default"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 # (profile, verify --fast): the full firmware boot once per firmware (default: SeaBIOS + GRUB, debian-xfs-uefi:
 # OVMF + GRUB); the other profiles prove their layouts and release on the direct kernel boot.
 PROVEN = [("default", False), ("debian-xfs-uefi", False), ("multi-region", True), ("trixie", True)]
 
 
-def pmem_image(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
-
-
 @pytest.mark.parametrize("name, fast", PROVEN)
 def test_build_and_prove(name, fast):
-    result = pmem_image("build", "--verify", "--json", *(["--fast"] if fast else []), str(PROFILES / f"{name}.yaml"))
-    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
+    report = proven("build", "--verify", "--json", *(["--fast"] if fast else []), str(PROFILES / f"{name}.yaml"))
     assert report["boot"] == ("direct" if fast else "firmware")
     serial = (OUT / name / "verify" / "serial.log").read_text(errors="replace")
     # The firmware boot went through GRUB's entry; the direct one was handed the same command line.
@@ -152,8 +147,7 @@ def test_another_profile_directory_and_output_root_give_the_same_bytes(tmp_path)
     (other / ".cache").symlink_to(OUT / ".cache")
     profile = tmp_path / "elsewhere" / "default.yaml"
     profile.write_text((PROFILES / "default.yaml").read_text())
-    built = subprocess.run([str(PMEM_IMAGE), "build", str(profile)], capture_output=True, text=True, timeout=1800,
-                           env={**os.environ, "PMEM_IMAGE_OUT": str(other)})
+    built = pmem_image("build", str(profile), env={**ENV, "PMEM_IMAGE_OUT": str(other)})
     assert built.returncode == 0, built.stderr[-3000:]
     diff = subprocess.run([str(PMEM_IMAGE), "diff", str(OUT / "default"), str(other / "default")],
                           capture_output=True, text=True)
@@ -171,7 +165,7 @@ def test_a_locked_build_runs_offline_and_gives_the_same_bytes(tmp_path):
     before = _saved_build(tmp_path)
     started = time.monotonic()
     offline = subprocess.run(["unshare", "--net", str(PMEM_IMAGE), "build", "--offline", str(profile)],
-                             capture_output=True, text=True, timeout=1800, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
+                             capture_output=True, text=True, timeout=1800, env=ENV)
     assert offline.returncode == 0, offline.stderr[-4000:]
     # The lock's pins are part of the package layer's key: this build installed every package afresh.
     assert not json.loads((OUT / "default" / "manifest.json").read_text())["package_layer"]["reused"]
@@ -224,28 +218,30 @@ def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
     output as it was, and nothing of the build left: no staging directory, no process, no mkosi workspace
     (mkosi works inside the staging directory, not in /var/tmp)."""
     before = (OUT / "default" / "manifest.json").read_text()
-    workspaces = set(Path("/var/tmp").glob("mkosi-workspace-*"))
-    process = subprocess.Popen([str(PMEM_IMAGE), "build", "--cold", str(PROFILES / "default.yaml")],
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if "Installing Debian" in line:
-            break
-    process.send_signal(signal.SIGINT)
-    rest = process.stderr.read()
-    assert process.wait(timeout=120) == 130, "".join(seen) + rest
-    assert (OUT / "default" / "manifest.json").read_text() == before
-    assert list(OUT.glob(".staging-*")) == []
-    assert subprocess.run(["pgrep", "-f", f"{OUT}/.staging-"], capture_output=True).returncode == 1
-    assert set(Path("/var/tmp").glob("mkosi-workspace-*")) <= workspaces
+    with one_build_at_a_time() as alone:      # no other worker's staging directory or workspace either
+        workspaces = set(Path("/var/tmp").glob("mkosi-workspace-*"))
+        process = subprocess.Popen([str(PMEM_IMAGE), "build", "--cold", str(PROFILES / "default.yaml")],
+                                   stderr=subprocess.PIPE, text=True, env=alone)
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "Installing Debian" in line:
+                break
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+        assert process.wait(timeout=120) == 130, "".join(seen) + rest
+        assert (OUT / "default" / "manifest.json").read_text() == before
+        assert list(OUT.glob(".staging-*")) == []
+        assert subprocess.run(["pgrep", "-f", f"{OUT}/.staging-"], capture_output=True).returncode == 1
+        assert set(Path("/var/tmp").glob("mkosi-workspace-*")) <= workspaces
 
 
+@pytest.mark.xdist_group("kernel")   # its own unit: the longest build, beside the other worker's boots
 def test_kernel_built_from_debian_source_boots_and_proves():
     """linux-source-6.1, tinyconfig + the pmem fragments, compiled (ccache), installed into the image and booted
     by GRUB like the distro kernel; the proof checks the running release and its /proc/config.gz."""
     result = pmem_image("build", "--verify", "--json", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
-    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    report = report_of(result)
     assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
     manifest = json.loads((OUT / "debian-source-6-1" / "manifest.json").read_text())
     assert manifest["kernel_release"].endswith("-pmem") and manifest["kernel_build_key"]

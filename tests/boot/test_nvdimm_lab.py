@@ -4,16 +4,16 @@ finds namespaces, filesystem, seeds and PMDK pool in those files), and the same 
 default profile shows its pmem lost at power-off, as RAM is. Both on the direct kernel boot (--fast): what
 persists is the NVDIMM's host file, whatever loaded the kernel."""
 
-import json
 import os
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from cli import OUT, pmem_image, proven, report_of, rows
 from conftest import PROFILES
-from test_pmdk_and_modes import OUT, pmem_image, proven, rows
 
-pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("nvdimm"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 
 
 def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
@@ -39,13 +39,14 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
           f"second boot {report['boot_seconds']:.0f} s")
 
 
+@pytest.mark.xdist_group("default")     # it boots out/test/default, which that file's tests rebuild
 def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_path):
     junit = tmp_path / "proof.xml"
     # The build directory itself (built earlier in the session, and perhaps locked since): no rebuild here.
     if not (OUT / "default" / "manifest.json").exists():
         assert pmem_image("build", str(PROFILES / "default.yaml")).returncode == 0
     result = pmem_image("verify", "--power-cycle", "--fast", "--json", "--junit", str(junit), str(OUT / "default"))
-    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+    report = report_of(result)
     assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
     # The same proof as JUnit: a testcase per row, none failed.
     suite = ET.parse(junit).getroot().find("testsuite[@name='default']")

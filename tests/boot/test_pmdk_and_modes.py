@@ -2,18 +2,17 @@
 reboot keeping a pool, in one boot; a program compiled against libpmemobj on the image over `run` + `ssh`)
 and pmem-modes (fsdax map=dev, devdax, sector, raw, and their modes kept across a warm reboot)."""
 
-import json
 import os
 import subprocess
 import time
 
 import pytest
 
-from conftest import PMEM_IMAGE, PROFILES, ROOT
+from cli import ENV, OUT, pmem_image, proven, rows
+from conftest import PMEM_IMAGE, PROFILES
 
-pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
-OUT = ROOT / "out" / "test"
-ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("pmdk-and-modes"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 COUNTER = r"""
 #include <libpmemobj.h>
 #include <stdio.h>
@@ -28,22 +27,6 @@ int main(void) {
     pmemobj_close(pop);
 }
 """
-
-
-def pmem_image(*args: str, timeout: float = 1800, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout, env=ENV,
-                          **options)
-
-
-def proven(*args: str) -> dict:
-    result = pmem_image(*args)
-    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
-    return report
-
-
-def rows(report: dict) -> dict[str, str]:
-    return {c["name"]: c["detail"] for c in report["checks"] if c["passed"]}
 
 
 def test_pmdk_dev_is_proven_with_pmdk_and_its_pmem_and_pool_survive_a_warm_reboot():

@@ -8,23 +8,12 @@ import subprocess
 
 import pytest
 
-from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
+from cli import OUT, pmem_image, proven
+from conftest import PMEM_IMAGE, PROFILES, debugfs, root_filesystem
 
-pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
-OUT = ROOT / "out" / "test"
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("templates"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 PROFILE = str(PROFILES / "templates.yaml")
-
-
-def pmem_image(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PMEM_IMAGE_OUT": str(OUT)})
-
-
-def proven(*args: str) -> dict:
-    result = pmem_image(*args)
-    report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
-    return report
 
 
 def test_every_export_is_built_checked_and_listed():

@@ -8,11 +8,13 @@ import time
 
 import pytest
 
-from conftest import PMEM_IMAGE, ROOT, root_filesystem
+import cli
+from cli import ENV, OUT
+from conftest import PMEM_IMAGE, root_filesystem
 from conftest import debugfs as read_with_debugfs
 
-pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
-OUT = ROOT / "out" / "test"
+pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("usable-image"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 NAME = "access-lab"
 
 
@@ -41,15 +43,14 @@ extra_trees: [overlay]
 ssh: true
 disk: {{size: 4G}}
 """)
-    env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
-    built = subprocess.run([str(PMEM_IMAGE), "build", str(profile)], capture_output=True, text=True, env=env,
-                           timeout=1800)
+    env = dict(ENV)
+    built = cli.pmem_image("build", str(profile), env=env)
     assert built.returncode == 0, built.stderr[-4000:]
     return home, profile, env
 
 
 def pmem_image(env, *args, timeout=300):
-    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return cli.pmem_image(*args, env=env, timeout=timeout)
 
 
 def test_golden_hygiene_of_an_image_with_users_and_ssh(lab):

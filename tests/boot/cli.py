@@ -1,0 +1,53 @@
+"""pmem-image as the boot tier runs it, and the rule its two workers keep on this 2-core machine: one image or
+kernel build at a time. scripts/test runs the boot tier on two pytest-xdist workers, so that one boots in
+QEMU (TCG: one to two busy threads) while the other builds (mkosi: about one); two builds at once would
+starve each other. Every pmem-image the tier starts gets $PMEM_IMAGE_BUILD_LOCK (ENV), so its builds take
+turns on one file while verify, run and ssh go on beside them; a test that must see no other build at all
+holds `one_build_at_a_time` itself."""
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+from typing import Iterator
+
+from conftest import PMEM_IMAGE, ROOT
+
+OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
+# Under the shared cache, which the host-matrix trees see at their own out/.cache: they take turns too.
+BUILD_LOCK = OUT / ".cache" / "boot-tier-build.lock"
+ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT), "PMEM_IMAGE_BUILD_LOCK": str(BUILD_LOCK)}
+
+
+@contextlib.contextmanager
+def one_build_at_a_time() -> Iterator[dict]:
+    """Hold the build lock (no other worker's build runs or has a staging directory meanwhile); yields the
+    environment for a pmem-image started inside, without the lock (it would wait for this very hold)."""
+    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield {k: v for k, v in ENV.items() if k != "PMEM_IMAGE_BUILD_LOCK"}
+
+
+def pmem_image(*args: str, timeout: float = 1800, env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    """The CLI with ENV (OUT as its output root and the build lock), or env."""
+    return subprocess.run([str(PMEM_IMAGE), *args], capture_output=True, text=True, timeout=timeout,
+                          env=env or ENV, **options)
+
+
+def report_of(result: subprocess.CompletedProcess) -> dict:
+    return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+
+
+def proven(*args: str, timeout: float = 1800) -> dict:
+    """The JSON report of a command that must pass its proof."""
+    result = pmem_image(*args, timeout=timeout)
+    report = report_of(result)
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    return report
+
+
+def rows(report: dict) -> dict[str, str]:
+    """The passed rows of a report: name -> detail."""
+    return {c["name"]: c["detail"] for c in report["checks"] if c["passed"]}
