@@ -8,16 +8,16 @@ import shutil
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from cli import ENV, OUT, one_build_at_a_time, pmem_image, proven, report_of
+from cli import ENV, OUT, one_build_at_a_time, pmem_image, proven, report_of, rows
 from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
 
 # One worker runs this file's tests in order (they share out/test/default), beside the other files' tests.
-pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("default"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 # (profile, verify --fast): the full firmware boot once per firmware (default: SeaBIOS + GRUB, debian-xfs-uefi:
 # OVMF + GRUB); the other profiles prove their layouts and release on the direct kernel boot.
 PROVEN = [("default", False), ("debian-xfs-uefi", False), ("multi-region", True), ("trixie", True)]
@@ -236,24 +236,6 @@ def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
         assert set(Path("/var/tmp").glob("mkosi-workspace-*")) <= workspaces
 
 
-@pytest.mark.xdist_group("kernel")   # its own unit: the longest build, beside the other worker's boots
-def test_kernel_built_from_debian_source_boots_and_proves():
-    """linux-source-6.1, tinyconfig + the pmem fragments, compiled (ccache), installed into the image and booted
-    by GRUB like the distro kernel; the proof checks the running release and its /proc/config.gz."""
-    result = pmem_image("build", "--verify", "--json", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
-    report = report_of(result)
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-4000:] + result.stderr[-4000:]
-    manifest = json.loads((OUT / "debian-source-6-1" / "manifest.json").read_text())
-    assert manifest["kernel_release"].endswith("-pmem") and manifest["kernel_build_key"]
-    assert report["guest_report"]["kernel_release"] == manifest["kernel_release"]
-    # a kernel built here carries its own config (IKCONFIG_PROC): the options row reads the running kernel
-    assert {c["name"] for c in report["checks"] if c["passed"]} >= {
-        "kernel release", "kernel options (running kernel)", "/dev/pmem1 DAX active", "no failed units"}
-    # a second image with the same kernel does not compile it again
-    rebuilt = pmem_image("build", "--force", str(PROFILES / "debian-source-6.1.yaml"), timeout=3600)
-    assert rebuilt.returncode == 0 and "kernel: cached build" in rebuilt.stderr, rebuilt.stderr[-3000:]
-
-
 def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
     """The default image's kernel booted with a root it can never find (rootwait): it prints its banner and
     then waits forever. verify must say the boot hangs (QEMU is still running), not that QEMU exited."""
@@ -282,3 +264,24 @@ def test_a_vm_without_the_planned_memory_says_why_pmem_is_missing(tmp_path):
         text = wait_for_console(process, serial, "cannot exist on this machine")
     line = next(l for l in text.splitlines() if "cannot exist" in l)
     assert "/dev/pmem0 (memmap=1G!4G)" in line and "q35 VM with 4096M of RAM" in line, line
+
+
+def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_path):
+    junit = tmp_path / "proof.xml"
+    # The build directory itself (built earlier in the session, and perhaps locked since): no rebuild here.
+    if not (OUT / "default" / "manifest.json").exists():
+        assert pmem_image("build", str(PROFILES / "default.yaml")).returncode == 0
+    result = pmem_image("verify", "--power-cycle", "--fast", "--json", "--junit", str(junit), str(OUT / "default"))
+    report = report_of(result)
+    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    # The same proof as JUnit: a testcase per row, none failed.
+    suite = ET.parse(junit).getroot().find("testsuite[@name='default']")
+    assert [c.get("name") for c in suite.findall("testcase")] == [c["name"] for c in report["checks"]]
+    assert suite.get("failures") == "0"
+    passed = rows(report)
+    assert "/dev/pmem0 power-off loses memmap pmem (expected)" in passed
+    assert "power-cycle: second boot proof" in passed and "/dev/pmem0 survives power-off" not in passed
+    result = report["guest_report"]["power_cycle"]
+    assert [r["check_seed"] for r in result] == ["failed"]
+    # ...and the first boot had written them (so the loss is RAM's, not a seed never written)
+    assert report["first_boot_report"]["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": None}]

@@ -16,7 +16,7 @@ from cli import BUILD_LOCK, OUT
 from conftest import ROOT
 from host_trees import copy_checkout, entered, in_tree, make_tree
 
-pytestmark = [pytest.mark.boot, pytest.mark.hosts, pytest.mark.xdist_group("hosts"),
+pytestmark = [pytest.mark.boot, pytest.mark.hosts,
               pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap, chroot and mkosi need root"),
               pytest.mark.skipif(shutil.which("debootstrap") is None, reason="scripts/bootstrap installs debootstrap")]
 HOSTS = ROOT / "out" / "hosts"

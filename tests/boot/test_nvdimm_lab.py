@@ -5,15 +5,13 @@ default profile shows its pmem lost at power-off, as RAM is. Both on the direct 
 persists is the NVDIMM's host file, whatever loaded the kernel."""
 
 import os
-import xml.etree.ElementTree as ET
 
 import pytest
 
-from cli import OUT, pmem_image, proven, report_of, rows
+from cli import OUT, proven, rows
 from conftest import PROFILES
 
-pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("nvdimm"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 
 
 def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
@@ -37,25 +35,3 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
     assert sizes == [(512 << 20) + (128 << 10), (1 << 30) + (128 << 10)]
     print(f"\nnvdimm-lab power-cycle: first boot {report['first_boot_seconds']:.0f} s, "
           f"second boot {report['boot_seconds']:.0f} s")
-
-
-@pytest.mark.xdist_group("default")     # it boots out/test/default, which that file's tests rebuild
-def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_path):
-    junit = tmp_path / "proof.xml"
-    # The build directory itself (built earlier in the session, and perhaps locked since): no rebuild here.
-    if not (OUT / "default" / "manifest.json").exists():
-        assert pmem_image("build", str(PROFILES / "default.yaml")).returncode == 0
-    result = pmem_image("verify", "--power-cycle", "--fast", "--json", "--junit", str(junit), str(OUT / "default"))
-    report = report_of(result)
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
-    # The same proof as JUnit: a testcase per row, none failed.
-    suite = ET.parse(junit).getroot().find("testsuite[@name='default']")
-    assert [c.get("name") for c in suite.findall("testcase")] == [c["name"] for c in report["checks"]]
-    assert suite.get("failures") == "0"
-    passed = rows(report)
-    assert "/dev/pmem0 power-off loses memmap pmem (expected)" in passed
-    assert "power-cycle: second boot proof" in passed and "/dev/pmem0 survives power-off" not in passed
-    result = report["guest_report"]["power_cycle"]
-    assert [r["check_seed"] for r in result] == ["failed"]
-    # ...and the first boot had written them (so the loss is RAM's, not a seed never written)
-    assert report["first_boot_report"]["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": None}]

@@ -11,8 +11,7 @@ import pytest
 from cli import ENV, OUT, pmem_image, proven, rows
 from conftest import PMEM_IMAGE, PROFILES
 
-pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("pmdk-and-modes"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 COUNTER = r"""
 #include <libpmemobj.h>
 #include <stdio.h>

@@ -11,8 +11,7 @@ import pytest
 from cli import OUT, pmem_image, proven
 from conftest import PMEM_IMAGE, PROFILES, debugfs, root_filesystem
 
-pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("templates"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 PROFILE = str(PROFILES / "templates.yaml")
 
 

@@ -13,8 +13,7 @@ from cli import ENV, OUT
 from conftest import PMEM_IMAGE, root_filesystem
 from conftest import debugfs as read_with_debugfs
 
-pytestmark = [pytest.mark.boot, pytest.mark.xdist_group("usable-image"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
+pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
 NAME = "access-lab"
 
 
