@@ -1,6 +1,7 @@
 """The one gate to subprocesses: logs each command line, streams output as timed steps,
 supports --dry-run, and never leaves a child running when we are interrupted."""
 
+import ctypes
 import os
 import shlex
 import signal
@@ -21,6 +22,28 @@ TAIL_LINES = 40
 _LIVE: set[subprocess.Popen] = set()
 _LIVE_LOCK = threading.Lock()
 CANCELLED = threading.Event()
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _dies_with(parent: int) -> Callable[[], None]:
+    """For Popen's preexec_fn: the child gets SIGKILL when the thread that started it ends, so no mkosi or
+    QEMU outlives a pmem-image killed with SIGKILL (which no handler sees); and if the parent is already
+    gone by then, the child does not start at all."""
+    def in_child() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGKILL)
+    return in_child
+
+
+def fault_point(name: str) -> None:
+    """Where the fault-injection suite cuts the power (tests/unit/test_faults.py): with PMEM_IMAGE_KILL_AT=NAME
+    the process SIGKILLs itself here, as the OOM killer or a lost machine would: no handler, no finally."""
+    if os.environ.get("PMEM_IMAGE_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Cancelled(PmemImageError):
@@ -105,7 +128,7 @@ class Runner:
             with open(stdin, "rb") if stdin else open(os.devnull, "rb") as given:
                 process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=given, stdout=subprocess.PIPE,
                                            stderr=subprocess.STDOUT, text=True, errors="replace",
-                                           start_new_session=True)
+                                           start_new_session=True, preexec_fn=_dies_with(os.getpid()))
         except FileNotFoundError:
             if log_file:
                 log_file.close()
@@ -175,7 +198,7 @@ class Runner:
         check_cancelled()
         return _started(subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
-                                         start_new_session=True))
+                                         start_new_session=True, preexec_fn=_dies_with(os.getpid())))
 
 
 def _missing(tool: str) -> PmemImageError:

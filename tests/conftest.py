@@ -77,6 +77,11 @@ case "$FAKE_MKOSI_MODE" in
   slow) date +%s.%N > "$FAKE_MKOSI_STATE/$name.start"; sleep 1; date +%s.%N > "$FAKE_MKOSI_STATE/$name.end" ;;
 esac
 printf 'disk-%s' "$FAKE_MKOSI_TAG" > "$out/$name.raw"
+# FAKE_MKOSI_RAW_BYTES: a disk that big (zeros after the tag), failing as mkosi would when there is no room.
+if [ -n "${FAKE_MKOSI_RAW_BYTES:-}" ]; then
+  head -c "$FAKE_MKOSI_RAW_BYTES" /dev/zero >> "$out/$name.raw" 2>/dev/null ||
+    { echo "‣ Writing the disk image"; echo "E: $out/$name.raw: No space left on device"; exit 1; }
+fi
 # What the rendered mkosi.finalize hands over: the image kernel's config (FAKE_KERNEL_CONFIG).
 cp "$FAKE_KERNEL_CONFIG" "$out/kernel-config-6.1.0-fake"
 echo vmlinuz > "$out/$name.vmlinuz"; echo initrd > "$out/$name.initrd"

@@ -23,7 +23,7 @@ from .. import __version__
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.outputs import RenderedFile
-from ..runner import Runner, check_cancelled
+from ..runner import Runner, check_cancelled, fault_point
 from .locks import BuildLock, CacheLock, MachineBuildLock
 from .hashing import sha256_file_memo, sha256_of_content, sha256_of_tree
 from .exports import export_all
@@ -199,6 +199,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
         with MachineBuildLock(machine_lock, runner.say) if machine_lock else contextlib.nullcontext():
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
             try:
+                fault_point("staging")      # the fault-injection suite's cuts, one per phase boundary
                 started = time.time()
                 pulled = staging / "pulled"
                 if substitute and (manifest := _substituted(substitute, key, pulled, runner, trusted_keys)):
@@ -213,11 +214,14 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 # release package cache) waits rather than corrupting it; one with other entries goes on (M10).
                 with _cache_locks(out_root, "kernels", kernel_lock_entry(plan), runner.say):
                     kernel = prepare_kernel(plan, out_root, runner, staging / "result")
+                fault_point("kernel")
                 package_cache = package_cache_dir(out_root, plan)
                 with _cache_locks(out_root, "packages", package_cache.name, runner.say):
                     layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
+                    fault_point("layer")
                     result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
                                            offline, layer)
+                    fault_point("mkosi")
                     if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
                         write_initrd_packages(layer, result_dir, runner)
                     if plan.locked_packages:
@@ -228,15 +232,22 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 # The one field of the disk that does not follow the seed or SOURCE_DATE_EPOCH by itself.
                 clamp_fat_label(raw, table, plan.source_date_epoch)
                 write_contents(result_dir, raw, table, runner)
+                fault_point("finalize")
                 artifacts = export_all(plan, raw, result_dir, runner)
+                fault_point("exports")
                 manifest = write_results(result_dir, plan, key, mkosi_version, profile_sha256,
                                          time.time() - started, kernel, kernel_release, directory, artifacts,
                                          {"name": layer.name, "reused": reused})
+                fault_point("results")
                 rescue_legacy_state(directory, out_root, plan.name, runner.say)
                 check_cancelled()
                 replace_dir(result_dir, directory)
             except PmemImageError as error:
                 error.hint = _keep_failure_logs(staging / "result", out_root / f"{plan.name}.failed", error.hint)
+                raise
+            except OSError as error:
+                if error.filename is None:       # a write to an open file (ENOSPC): say where the build was
+                    error.filename = str(staging)
                 raise
             finally:
                 shutil.rmtree(staging, ignore_errors=True)

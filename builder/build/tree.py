@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..profile.errors import UsageError
 from ..render.outputs import RenderedFile
+from ..runner import fault_point
 
 MARKER = ".pmem-image-tree"
 
@@ -61,12 +62,14 @@ def replace_dir(new: Path, destination: Path) -> None:
     missing and a process killed midway leaves either the old or the new tree there, the other one in `new`
     (a staging directory, which the next build removes); then the old tree, now at `new`, is removed."""
     if destination.exists() and _exchange(new, destination):
+        fault_point("swap")
         shutil.rmtree(new, ignore_errors=True)
         return
     old = None
     if destination.exists():     # a filesystem without RENAME_EXCHANGE: two renames, the old kept until the end
         old = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
         os.rename(destination, old / "tree")
+        fault_point("swap")
     os.rename(new, destination)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

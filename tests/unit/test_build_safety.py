@@ -5,47 +5,13 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import CLI_WITHOUT_ROOT_CHECK, PROFILES, ROOT, plan_of_file
-
-
-def build(env: dict, *extra: str, profile: Path = PROFILES / "default.yaml", **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLI_WITHOUT_ROOT_CHECK, "build", str(profile), *extra], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    out, err = process.communicate(timeout=60)
-    return process.returncode, out + err
-
-
-def output(env: dict) -> Path:
-    return Path(env["PMEM_IMAGE_OUT"]) / "default"
-
-
-def wait_for(path: Path, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
-
-
-def start_hanging_build(env: dict, *extra: str) -> subprocess.Popen:
-    """A build whose mkosi hangs in 'Installing Debian' until it is stopped."""
-    env["FAKE_MKOSI_MODE"] = "hang"
-    process = build(env, *extra)
-    wait_for(Path(env["FAKE_MKOSI_STATE"]) / "started")
-    return process
-
-
-def leftovers(env: dict) -> list[str]:
-    return sorted(p.name for p in Path(env["PMEM_IMAGE_OUT"]).glob(".staging-*"))
+from conftest import PROFILES, plan_of_file
+from stand_in import build, finish, leftovers, output, start_hanging_build
 
 
 def test_build_without_root_is_refused_with_a_hint(monkeypatch):
