@@ -10,7 +10,9 @@ import fcntl
 import json
 import os
 import subprocess
-from typing import Iterator
+import time
+from pathlib import Path
+from typing import Callable, Iterator
 
 from conftest import PMEM_IMAGE, ROOT
 
@@ -51,3 +53,28 @@ def proven(*args: str, timeout: float = 1800) -> dict:
 def rows(report: dict) -> dict[str, str]:
     """The passed rows of a report: name -> detail."""
     return {c["name"]: c["detail"] for c in report["checks"] if c["passed"]}
+
+
+@contextlib.contextmanager
+def running(profile: Path, name: str, console: Path, *ssh_options: str, env: dict | None = None
+            ) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    """`pmem-image run PROFILE` in the background (its console into a file: a full pipe would stall the
+    guest), until `pmem-image ssh` gets in; yields ssh(*command) and powers the guest off afterwards."""
+    process = subprocess.Popen([str(PMEM_IMAGE), "run", "--accel", "tcg", str(profile)], stdin=subprocess.DEVNULL,
+                               stdout=console.open("w"), stderr=subprocess.STDOUT, env=env or ENV)
+
+    def ssh(*command: str, **options) -> subprocess.CompletedProcess:
+        return pmem_image("ssh", name, *ssh_options, "--", *command, env=env, **options)
+    try:
+        deadline = time.monotonic() + 600
+        while (probe := ssh("true", timeout=60)).returncode != 0:
+            assert process.poll() is None, "run exited before SSH came up:\n" + console.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"no SSH login in 600 s: {probe.stderr}"
+            time.sleep(5)
+        yield ssh
+        ssh("sudo", "-n", "systemctl", "poweroff", timeout=60)
+        assert process.wait(timeout=180) == 0, console.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

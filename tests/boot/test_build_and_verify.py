@@ -236,6 +236,31 @@ def test_ctrl_c_during_a_real_mkosi_build_keeps_the_previous_image():
         assert set(Path("/var/tmp").glob("mkosi-workspace-*")) <= workspaces
 
 
+def test_sigterm_stops_a_jobs_2_build_of_two_real_profiles_within_seconds():
+    """build --force --jobs 2 of default and multi-region (they share a package cache, so one mkosi runs and
+    the other build waits for it), SIGTERM once mkosi works: exit 130 within 10 s, no mkosi and no staging
+    directory left, both earlier outputs as they were."""
+    names = ("default", "multi-region")
+    before = {name: (OUT / name / "manifest.json").read_text() for name in names}
+    with one_build_at_a_time() as alone:
+        process = subprocess.Popen([str(PMEM_IMAGE), "build", "--force", "--jobs", "2",
+                                    *(str(PROFILES / f"{name}.yaml") for name in names)],
+                                   stderr=subprocess.PIPE, text=True, env=alone, start_new_session=True)
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "‣ " in line and "Building" in line:       # mkosi's first step of the first image
+                break
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        rest = process.stderr.read()
+        assert process.wait(timeout=60) == 130, "".join(seen) + rest
+        assert time.monotonic() - sent < 10, f"exit after {time.monotonic() - sent:.0f} s"
+        assert subprocess.run(["pgrep", "-f", "python3 -m mkosi"], capture_output=True).returncode == 1
+        assert list(OUT.glob(".staging-*")) == []
+    assert {name: (OUT / name / "manifest.json").read_text() for name in names} == before
+
+
 def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
     """The default image's kernel booted with a root it can never find (rootwait): it prints its banner and
     then waits forever. verify must say the boot hangs (QEMU is still running), not that QEMU exited."""

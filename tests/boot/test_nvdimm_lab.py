@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from cli import OUT, proven, rows
+from cli import OUT, pmem_image, proven, rows, running
 from conftest import PROFILES
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
@@ -35,3 +35,27 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
     assert sizes == [(512 << 20) + (128 << 10), (1 << 30) + (128 << 10)]
     print(f"\nnvdimm-lab power-cycle: first boot {report['first_boot_seconds']:.0f} s, "
           f"second boot {report['boot_seconds']:.0f} s")
+
+
+def test_a_file_on_the_labs_pmem_outlives_a_changed_build_a_clean_and_a_forced_build(tmp_path):
+    """Written in a `run` (the instance state in out/.state/nvdimm-lab/), the file is there after a build of
+    the profile changed where the layout stays (a kernel argument), and after `clean` and `build --force`."""
+    profile = tmp_path / "nvdimm-lab.yaml"
+    profile.write_text((PROFILES / "nvdimm-lab.yaml").read_text())
+    with running(profile, "nvdimm-lab", tmp_path / "first.log") as ssh:
+        wrote = ssh("sudo -n sh -c 'echo kept > /mnt/pmem0/lab-data && sync && cat /mnt/pmem0/lab-data'")
+        assert wrote.returncode == 0 and wrote.stdout == "kept\n", wrote.stdout + wrote.stderr
+    layout = sorted(p.relative_to(OUT) for p in (OUT / ".state" / "nvdimm-lab").glob("pmem-*/nvdimm*.img"))
+    assert len(layout) == 2, layout
+    profile.write_text(profile.read_text() + "kernel:\n  cmdline: [quiet]\n")
+    rebuilt = pmem_image("build", str(profile))
+    assert rebuilt.returncode == 0 and "up to date" not in rebuilt.stderr, rebuilt.stderr[-3000:]
+    with running(profile, "nvdimm-lab", tmp_path / "second.log") as ssh:
+        assert ssh("cat", "/mnt/pmem0/lab-data").stdout == "kept\n"
+        assert "quiet" in ssh("cat", "/proc/cmdline").stdout          # the new image booted
+    cleaned = pmem_image("clean", "nvdimm-lab")
+    assert cleaned.returncode == 0 and "kept nvdimm-lab's instance state" in cleaned.stdout, cleaned.stdout
+    assert pmem_image("build", "--force", str(profile)).returncode == 0
+    with running(profile, "nvdimm-lab", tmp_path / "third.log") as ssh:
+        assert ssh("cat", "/mnt/pmem0/lab-data").stdout == "kept\n"
+    assert sorted(p.relative_to(OUT) for p in (OUT / ".state" / "nvdimm-lab").glob("pmem-*/nvdimm*.img")) == layout
