@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from cli import ENV, OUT, pmem_image, proven, rows
+from cli import ENV, OUT, pmem_image, proven, rows, running
 from conftest import PMEM_IMAGE, PROFILES
 
 pytestmark = [pytest.mark.boot, pytest.mark.skipif(os.geteuid() != 0, reason="mkosi builds need root")]
@@ -91,3 +91,46 @@ def test_every_namespace_mode_is_proven_and_kept_across_a_warm_reboot():
     # Info blocks (pfn, device DAX, BTT) are found again after the reset and left alone; raw is a switch.
     actions = {s["device"]: s["action"] for s in warm["guest_report"]["namespace_setup"]}
     assert actions == {"pmem0": "kept", "dax1.0": "kept", "pmem2s": "kept", "pmem3": "force_raw"}
+
+
+GOLDEN_LAB = """name: golden-lab
+distribution: {{name: debian, release: trixie}}
+vm: {{memory: 6G, cpus: 2, firmware: uefi}}
+pmem:
+  - {{size: 1G, offset: 4G, mode: fsdax, map: dev, filesystem: xfs, mountpoint: /mnt/pool}}
+  - {{size: 512M, offset: 5G, mode: devdax}}
+pmdk: true
+users:
+  - name: dev
+    ssh_authorized_keys: ["{key}"]
+    sudo: true
+ssh: true
+formats: [qcow2]
+"""
+
+
+def test_a_golden_lab_keeps_its_mount_in_the_proof_of_its_export_and_in_a_plain_boot(tmp_path):
+    """The shape a user's golden lab had when its pmem was unmounted seconds after boot (issue 22): trixie on
+    UEFI, fsdax xfs with map: dev (the namespace is made anew at boot) beside device DAX, PMDK, a user
+    with a key, a qcow2 export. The export's proof (OVMF, virtio) has every row, the mount still standing at
+    its end among them; a plain boot keeps it too, and with it unmounted the empty mountpoint refuses writes
+    instead of filling the root disk."""
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    profile = tmp_path / "golden-lab.yaml"
+    profile.write_text(GOLDEN_LAB.format(key=(tmp_path / "id_ed25519.pub").read_text().strip()))
+    report = proven("build", "--verify", "--format", "qcow2", "--json", str(profile))
+    passed = rows(report)
+    assert report["disk"]["export"] == "qcow2" and report["disk"]["bus"] == "virtio"
+    for row in ("/dev/pmem0 DAX active", "/dev/pmem0 still mounted at the end", "/dev/pmem0 PMDK pool",
+                "/dev/dax1.0 stores read back", "ssh login as dev"):
+        assert row in passed, row
+    assert "map dev" in passed["/dev/pmem0 namespace"]
+    with running(profile, "golden-lab", tmp_path / "run.log", "-i", str(key)) as ssh:
+        settled = ssh("systemctl", "is-system-running", "--wait", timeout=300)
+        assert settled.stdout.strip() in ("running", "degraded"), settled.stdout + settled.stderr
+        mount = ssh("findmnt", "-no", "SOURCE,OPTIONS", "/mnt/pool").stdout
+        assert mount.startswith("/dev/pmem0 ") and "dax" in mount, mount
+        assert ssh("sudo", "-n", "umount", "/mnt/pool").returncode == 0
+        refused = ssh("sudo", "-n", "touch", "/mnt/pool/lost-on-the-root-disk")
+        assert refused.returncode != 0 and "Operation not permitted" in refused.stderr, refused.stderr
