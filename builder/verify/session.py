@@ -68,9 +68,9 @@ def _run(plan: Plan, directory: Path, runner: Runner, accel: str, ssh_port: Opti
     if not image.exists():
         raise UsageError(f"no image at {image}", "build it first: pmem-image build PROFILE")
     work = run_dir(directory)
-    state = work / STATE
-    if state.exists() and _alive(json.loads(state.read_text()).get("pid")):
-        raise UsageError(f"{plan.name} is already running (see {state})", f"log in: pmem-image ssh {plan.name}")
+    session = work / STATE          # not `state`: that is --state, the NVDIMM files' directory
+    if session.exists() and _alive(json.loads(session.read_text()).get("pid")):
+        raise UsageError(f"{plan.name} is already running (see {session})", f"log in: pmem-image ssh {plan.name}")
     _keep_aside_if_rebuilt(work, directory, persist)      # (re)makes work/, bound to this image
     overlay = work / "overlay.qcow2"
     if not (persist and overlay.exists()):
@@ -86,14 +86,14 @@ def _run(plan: Plan, directory: Path, runner: Runner, accel: str, ssh_port: Opti
     accel = choose_accel(accel, directory, plan, runner)
     # A key for this boot only: the profile's users need no keys of their own for `pmem-image ssh`.
     key, public = throwaway_key(work, runner, SESSION_KEY) if plan.ssh and plan.users else (None, None)
-    state.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan),
-                                 "identity": str(key) if key else None}) + "\n")
+    session.write_text(json.dumps({"pid": os.getpid(), "ssh_port": port, "user": login_user(plan),
+                                   "identity": str(key) if key else None}) + "\n")
     print(banner(plan, port, persist, state_dir), flush=True)
     try:
         return runner.interactive(run_command(plan, overlay, accel, port,
                                               vars_file if plan.firmware == "uefi" else None, public, state_dir))
     finally:
-        state.unlink(missing_ok=True)
+        session.unlink(missing_ok=True)
         for path in (key, key.with_name(key.name + ".pub")) if key else ():
             path.unlink(missing_ok=True)
         if not persist:
