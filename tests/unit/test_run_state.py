@@ -3,7 +3,6 @@ and its session file (pid, port, key) in OUT/.state/NAME/run/state.json, and the
 found the NVDIMM files made inside a directory named state.json, after which run failed on every boot."""
 
 import json
-from pathlib import Path
 
 from builder.runner import Runner
 from builder.verify import session
