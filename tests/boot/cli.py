@@ -6,7 +6,6 @@ turns on one file while verify, run and ssh go on beside them; a test that must 
 holds `one_build_at_a_time` itself."""
 
 import contextlib
-import fcntl
 import json
 import os
 import subprocess
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from builder.build.locks import MachineBuildLock
 from conftest import PMEM_IMAGE, ROOT
 
 OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
@@ -26,9 +26,7 @@ ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT), "PMEM_IMAGE_BUILD_LOCK": str(BU
 def one_build_at_a_time() -> Iterator[dict]:
     """Hold the build lock (no other worker's build runs or has a staging directory meanwhile); yields the
     environment for a pmem-image started inside, without the lock (it would wait for this very hold)."""
-    BUILD_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(BUILD_LOCK, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with MachineBuildLock(BUILD_LOCK, print):      # the lock pmem-image itself takes, as it takes it
         yield {k: v for k, v in ENV.items() if k != "PMEM_IMAGE_BUILD_LOCK"}
 
 
