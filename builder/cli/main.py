@@ -23,7 +23,7 @@ from ..runner import Runner, Terminated, raise_on_termination
 from ..verify import session
 from ..verify.boot import checks_table, verify
 from ..verify.junit import Suite, junit_xml
-from . import housekeeping, locking, many, matrix, publish
+from . import housekeeping, locking, many, matrix, publish, testcmd
 from .targets import load_plan, machine_build_lock, out_root, resolve_target
 from .views import plan_text
 
@@ -257,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     ssh.set_defaults(func=cmd_ssh)
 
     publish.add_parsers(commands, allow)
+    testcmd.add_parser(commands, allow)
     matrix.add_parser(commands, allow)
     locking.add_parsers(commands, allow)
     schema = commands.add_parser("schema", help="print the profile's JSON Schema (for editors)")
@@ -293,7 +294,3 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         return _report_error(args, EXIT_INTERNAL, f"pmem-image: internal error: {type(error).__name__}: {error} "
                                                   "(run with --debug for details)")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,16 +11,18 @@ UNIT_DIRECTORIES = ("etc/systemd/system", "usr/lib/systemd/system", "lib/systemd
                     "etc/systemd/system.control", "run/systemd/system")
 # Where the self-test finds its commands (PATH order has /usr/local first).
 BIN_DIRECTORIES = ("usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin")
-# Every command the proof's scripts (pmem-selftest, pmem-mkfs, pmem-namespaces, pmem-layout-guard) run.
+# Every command the proof's scripts (pmem-selftest, pmem-mkfs, pmem-namespaces, pmem-layout-guard) and
+# pmem-test (which reports the exit code of `pmem-image test`) run.
 PROOF_COMMANDS = frozenset({
     "pmem-flush-test", "pmem-pmdk-check", "jq", "ndctl", "daxctl", "pmempool", "findmnt", "dmesg", "systemctl",
     "awk", "mawk", "gawk", "grep", "sed", "cut", "readlink", "cat", "tr", "timeout", "tee", "zcat", "gzip", "mktemp",
     "uname", "sh", "dash", "bash", "blkid", "mkfs.ext4", "mke2fs", "mkfs.xfs", "mkdir", "rm", "sync", "sleep", "head",
-    "printf", "echo", "test", "[", "env", "ls", "wc", "sort", "id", "stat"})
+    "printf", "echo", "test", "[", "env", "ls", "wc", "sort", "id", "stat", "setpriv", "mount", "mv", "modprobe"})
 # Files and directories pmem-image writes into every image (render/outputs.py; a unit test keeps the two in step).
 OWN_PATHS = ("etc/fstab", "etc/hosts", "etc/kernel/cmdline", "etc/modules-load.d/pmem-image.conf", "usr/lib/pmem-image",
              "usr/lib/systemd/system-preset/50-pmem-image.preset", "etc/ssh/sshd_config.d/pmem-image.conf",
-             "etc/cloud/cloud.cfg.d/90-pmem-image.cfg", "etc/systemd/network/80-pmem-image-dhcp.network")
+             "etc/cloud/cloud.cfg.d/90-pmem-image.cfg", "etc/systemd/network/80-pmem-image-dhcp.network",
+             "etc/profile.d/pmem-ready.sh")
 # What changes how every service starts or what it loads: the manager's defaults and the dynamic linker's.
 GLOBAL_PATHS = ("etc/systemd/system.conf", "etc/systemd/system.conf.d", "usr/lib/systemd/system.conf.d",
                 "etc/ld.so.preload", "etc/ld.so.conf", "etc/ld.so.conf.d", "etc/environment")

@@ -313,3 +313,43 @@ def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_p
     assert [r["check_seed"] for r in result] == ["failed"]
     # ...and the first boot had written them (so the loss is RAM's, not a seed never written)
     assert report["first_boot_report"]["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": None}]
+
+
+# pmem-image test on the default image built above (memmap, no users: the command runs as root). Here, in
+# this file's order, because its rebuilds of default could not run while a test boots it.
+def test_the_commands_exit_code_output_and_writes_come_back(tmp_path):
+    (tmp_path / "input.txt").write_text("from the host\n")
+    script = ("cat input.txt; pwd; id -un; findmnt -no FSTYPE,OPTIONS /mnt/pmem0; "
+              "echo 'to stderr' >&2; echo from the guest > output.txt; exit 7")
+    result = pmem_image("test", "--share", str(tmp_path), str(OUT / "default"), "--", "sh", "-c", script, timeout=900)
+    assert result.returncode == 7, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["from the host", "/src", "root"], result.stdout
+    assert lines[3].startswith("ext4") and "dax" in lines[3], result.stdout
+    assert "to stderr" in result.stderr and "pmem-image" not in result.stderr      # no failure of its own
+    assert (tmp_path / "output.txt").read_text() == "from the guest\n"
+    assert not list((OUT / ".state" / "default" / "test").glob("test-*"))          # the work directory is gone
+
+
+def test_a_command_that_does_not_exist_is_127(tmp_path):
+    result = pmem_image("test", "--share", f"{tmp_path}:/work", str(OUT / "default"), "--", "no-such-command", timeout=900)
+    assert result.returncode == 127, result.stdout + result.stderr
+    assert "no-such-command" in result.stderr
+
+
+def test_true_is_0_with_json_and_times(tmp_path):
+    started = time.monotonic()
+    result = pmem_image("test", "--json", "--share", str(tmp_path), str(OUT / "default"), "--", "true", timeout=900)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["status"] == "exit" and report["command_exit_code"] == 0 and report["boot"] == "direct"
+    print(f"\npmem-image test default -- true: {seconds:.1f} s (boot to command {report['boot_seconds']} s)")
+
+
+def test_the_timeout_stops_the_guest_and_says_so(tmp_path):
+    started = time.monotonic()
+    result = pmem_image("test", "--timeout", "100", "--share", str(tmp_path), str(OUT / "default"), "--",
+                        "sleep", "3600", timeout=900)
+    assert result.returncode == 124, result.stdout + result.stderr
+    assert "timed out after 100s" in result.stderr and time.monotonic() - started < 160

@@ -86,7 +86,8 @@ def test_fstab_verifies_with_findmnt(trees, name):
 
 SCRIPTS = ["mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
            "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard",
-           "mkosi.extra/usr/lib/pmem-image/pmem-namespaces", "mkosi.extra/usr/lib/pmem-image/pmem-session-key"]
+           "mkosi.extra/usr/lib/pmem-image/pmem-namespaces", "mkosi.extra/usr/lib/pmem-image/pmem-session-key",
+           "mkosi.extra/usr/lib/pmem-image/pmem-test", "mkosi.extra/etc/profile.d/pmem-ready.sh"]
 # Rendered only when the plan needs them.
 OPTIONAL = {"pmem-mkfs": lambda plan: any(r.mkfs for r in plan.regions),
             "pmem-namespaces": lambda plan: any(r.reconfigure for r in plan.regions),
@@ -102,10 +103,12 @@ def test_rendered_scripts_parse_and_lint(trees, name):
         assert path.exists() == wanted, script
         if not wanted:
             continue
-        assert subprocess.run(["sh", "-n", str(path)]).returncode == 0, script
+        shell = "bash" if path.read_text().startswith("#!/bin/bash") else "sh"     # pmem-test needs bash
+        assert subprocess.run([shell, "-n", str(path)]).returncode == 0, script
         assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, script
         if shutil.which("shellcheck"):
-            lint = subprocess.run(["shellcheck", "-s", "sh", "-e", "SC2034", str(path)], capture_output=True, text=True)
+            lint = subprocess.run(["shellcheck", "-s", shell, "-e", "SC2034", str(path)], capture_output=True,
+                                  text=True)
             assert lint.returncode == 0, lint.stdout
 
 

@@ -44,7 +44,8 @@ def test_executables_and_tree_shape():
     files = render(plan_of_file(PROFILES / "default.yaml")[0])
     executable = {p for p, f in files.items() if f.executable}
     assert executable == {"mkosi.build.chroot", "mkosi.finalize", "mkosi.extra/usr/lib/pmem-image/pmem-mkfs",
-                          "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard"}
+                          "mkosi.extra/usr/lib/pmem-image/pmem-selftest", "mkosi.extra/usr/lib/pmem-image/pmem-layout-guard",
+                          "mkosi.extra/usr/lib/pmem-image/pmem-test"}
     assert "mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources" in files
     assert files["mkosi.extra/etc/kernel/cmdline"].content == "console=tty0 console=ttyS0 rw systemd.firstboot=off memmap=1G!4G\n"
 
