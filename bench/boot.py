@@ -3,6 +3,8 @@
 
   firmware   pmem-image verify: SeaBIOS or OVMF, GRUB, the disk's boot entry (the proof of what is published)
   fast       pmem-image verify --fast: QEMU loads the entry's kernel and initrds itself (-kernel/-initrd/-append)
+  test       pmem-image test IMAGE -- true: the same direct boot, no proof, the command once pmem-ready.target is
+             reached (report s: QEMU start to the command's start, from --json's boot_seconds)
 
 Each is QEMU start to the guest's report (report.json's boot_seconds), plus the whole command (QEMU stopped,
 overlay removed); the runs alternate, so both see the same machine. The ratio is fast / firmware, medians.
@@ -33,15 +35,25 @@ def proof(profile: Path, env: dict, *options: str) -> tuple[float, float]:
     return report["boot_seconds"], time.monotonic() - started
 
 
+def test_true(profile: Path, env: dict) -> tuple[float, float]:
+    started = time.monotonic()
+    result = subprocess.run([CLI, "test", "--json", str(profile), "--", "true"], env=env, capture_output=True,
+                            text=True, cwd=OUT)
+    if result.returncode != 0:
+        sys.exit(f"test -- true failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return json.loads(result.stdout.splitlines()[-1])["boot_seconds"], time.monotonic() - started
+
+
 def main() -> None:
     profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
     subprocess.run([CLI, "build", str(profile)], env=env, check=True, capture_output=True)
-    rows: dict[str, list[tuple[float, float]]] = {"firmware": [], "fast": []}
+    rows: dict[str, list[tuple[float, float]]] = {"firmware": [], "fast": [], "test": []}
     for _ in range(runs):
         rows["firmware"].append(proof(profile, env))
         rows["fast"].append(proof(profile, env, "--fast"))
+        rows["test"].append(test_true(profile, env))
     print(f"{profile.stem}: {runs} run(s) each, 2 cores, TCG unless KVM works")
     print(f"{'boot':<10} {'report s':>9} {'min':>6} {'max':>6} {'command s':>10}")
     for name, values in rows.items():
