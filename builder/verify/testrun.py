@@ -54,13 +54,10 @@ class _Stream:
 
     def pump(self) -> None:
         """Copy what the guest appended since the last call; only a regular file is read (the guest made it)."""
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:
+        handle = _open_regular(self.path)
+        if handle is None:
             return
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return
+        with handle:
             handle.seek(self.offset)
             while chunk := handle.read(_CHUNK):
                 self.offset += len(chunk)
@@ -69,14 +66,26 @@ class _Stream:
             self.out.flush()
 
 
-def read_small(path: Path, limit: int = 4096) -> Optional[str]:
-    """A small regular file the guest wrote, or None."""
+def _open_regular(path: Path) -> Optional[BinaryIO]:
+    """A file the guest wrote, opened only if it is a regular file: never through a symlink, never blocking
+    on a FIFO it put there."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(limit).decode(errors="replace") if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def read_small(path: Path, limit: int = 4096) -> Optional[str]:
+    """A small regular file the guest wrote, or None."""
+    handle = _open_regular(path)
+    if handle is None:
+        return None
+    with handle:
+        return handle.read(limit).decode(errors="replace")
 
 
 def run_test(plan: Plan, directory: Path, command: list[str], user: str, shares: list[Share], runner: Runner,
