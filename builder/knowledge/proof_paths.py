@@ -17,12 +17,13 @@ PROOF_COMMANDS = frozenset({
     "pmem-flush-test", "pmem-pmdk-check", "jq", "ndctl", "daxctl", "pmempool", "findmnt", "dmesg", "systemctl",
     "awk", "mawk", "gawk", "grep", "sed", "cut", "readlink", "cat", "tr", "timeout", "tee", "zcat", "gzip", "mktemp",
     "uname", "sh", "dash", "bash", "blkid", "mkfs.ext4", "mke2fs", "mkfs.xfs", "mkdir", "rm", "sync", "sleep", "head",
-    "printf", "echo", "test", "[", "env", "ls", "wc", "sort", "id", "stat", "setpriv", "mount", "mv", "modprobe"})
+    "printf", "echo", "test", "[", "env", "ls", "wc", "sort", "id", "stat", "setpriv", "mount", "mv", "modprobe",
+    "chgrp", "chmod", "chown", "getent", "paste"})
 # Files and directories pmem-image writes into every image (render/outputs.py; a unit test keeps the two in step).
 OWN_PATHS = ("etc/fstab", "etc/hosts", "etc/kernel/cmdline", "etc/modules-load.d/pmem-image.conf", "usr/lib/pmem-image",
              "usr/lib/systemd/system-preset/50-pmem-image.preset", "etc/ssh/sshd_config.d/pmem-image.conf",
              "etc/cloud/cloud.cfg.d/90-pmem-image.cfg", "etc/systemd/network/80-pmem-image-dhcp.network",
-             "etc/profile.d/pmem-ready.sh")
+             "etc/profile.d/pmem-ready.sh", "usr/lib/udev/rules.d/60-pmem-image-access.rules", "etc/pmem-image")
 # What changes how every service starts or what it loads: the manager's defaults and the dynamic linker's.
 GLOBAL_PATHS = ("etc/systemd/system.conf", "etc/systemd/system.conf.d", "usr/lib/systemd/system.conf.d",
                 "etc/ld.so.preload", "etc/ld.so.conf", "etc/ld.so.conf.d", "etc/environment")

@@ -5,7 +5,7 @@ from typing import Iterable
 
 from ..knowledge.distros import RELEASES
 from ..knowledge.kernels import DEVDAX_KERNEL, format_version
-from ..knowledge.namespaces import DEVDAX_ALIGN
+from ..knowledge.namespaces import DEVDAX_ALIGN, DEVDAX_ALIGNS
 from ..profile.errors import Problem
 from ..profile.sizes import format_size
 from .checks import CheckContext, check
@@ -55,12 +55,26 @@ def check_devdax(ctx: CheckContext) -> Iterable[Problem]:
             yield Problem(("pmem", index, "mode"), f"device DAX through ndctl needs kernel >= "
                           f"{format_version(DEVDAX_KERNEL)}; this profile boots {format_version(ctx.kernel)}",
                           "use mode: fsdax, or a newer kernel")
+        align = region.align or DEVDAX_ALIGN
+        if align not in DEVDAX_ALIGNS:
+            yield Problem(("pmem", index, "align"), f"align {format_size(align)}: a device DAX here is aligned to "
+                          f"{' or '.join(format_size(a) for a in DEVDAX_ALIGNS)}",
+                          "use align: 2M (huge pages, the default) or align: 4K (base pages)")
+            continue
         for key in ("offset", "size"):
             value = getattr(region, key)
-            if value and value % DEVDAX_ALIGN:
+            if value and value % align:
                 yield Problem(("pmem", index, key), f"devdax {key} {format_size(value)} is not a multiple of "
-                              f"{format_size(DEVDAX_ALIGN)}, the device DAX alignment",
-                              f"round it to a multiple of {format_size(DEVDAX_ALIGN)} (1G multiples are best)")
+                              f"{format_size(align)}, the device's alignment",
+                              f"round it to a multiple of {format_size(align)} (1G multiples are best)")
+
+
+@check
+def check_align_mode(ctx: CheckContext) -> Iterable[Problem]:
+    for index, region in enumerate(ctx.profile.pmem):
+        if region.align is not None and region.mode != "devdax":
+            yield Problem(("pmem", index, "align"), f"align on a {region.mode} region: only a device DAX has a "
+                          "mapping alignment to choose", "drop align, or use mode: devdax")
 
 
 @check

@@ -23,6 +23,7 @@ class PlannedRegion(Frozen):
     device: str                   # /dev name: pmemN (fsdax, raw), pmemNs (sector), daxN.0 (devdax)
     mode: Literal["fsdax", "devdax", "sector", "raw"]
     map: Optional[Literal["mem", "dev"]]   # where struct pages live (fsdax, devdax); None: there are none
+    align: Optional[int]          # devdax: the device's alignment (ndctl --align); None for other modes
     reconfigure: bool             # ndctl must change the namespace at boot (it boots as fsdax, map mem)
     start: Optional[int]          # physical address (memmap); None: QEMU places it (nvdimm)
     size: int

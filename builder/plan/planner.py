@@ -15,7 +15,7 @@ from ..knowledge.host import AptMirror, snapshot_sources
 from ..knowledge.kconfig import bundled_fragments_dir, load_fragments, required_options, resolve_fragments
 from ..knowledge.kernels import DAX_TRISTATE, KernelVersion, format_version
 from ..knowledge.memory import Span, memory_map
-from ..knowledge.namespaces import BOOT_STATE, DEFAULT_LABEL_SIZE, device_name
+from ..knowledge.namespaces import BOOT_STATE, DEFAULT_LABEL_SIZE, DEVDAX_ALIGN, device_name
 from ..profile.errors import Problem, ProfileError
 from ..profile.loader import SourceMap, sort_problems
 from ..profile.lock import PackageLock
@@ -74,6 +74,7 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
             "x-systemd.device-timeout=60s"]
         planned.append(PlannedRegion(
             index=index, number=number, device=device, mode=region.mode, map=region.struct_pages,
+            align=(region.align or DEVDAX_ALIGN) if region.mode == "devdax" else None,
             # An NVDIMM's namespace is made once in its label area, so there is always something to do.
             reconfigure=nvdimm or (region.mode, region.struct_pages) != BOOT_STATE,
             start=None if nvdimm else region.offset, size=region.size,

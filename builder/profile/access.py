@@ -70,7 +70,9 @@ class User(StrictModel):
                                          json_schema_extra={"hint": "a crypt(3) hash such as $y$... or $6$..., "
                                                             "made with: mkpasswd -m yescrypt (never the password)"})
     groups: list[Annotated[str, Field(pattern=GROUP_PATTERN)]] = Field(
-        default_factory=list, description="Extra groups that exist in the image.")
+        default_factory=list, description=(
+            "Extra groups that exist in the image; pmem (made in every image with users) may use device DAX and "
+            "read the pmem's physical addresses, as PMDK's tests need."))
 
 
 class Root(StrictModel):

@@ -111,6 +111,9 @@ class PmemRegion(StrictModel):
     mountpoint: Optional[str] = Field(
         None, pattern=MOUNTPOINT_PATTERN, max_length=200, description="Where it is mounted; default /mnt/pmemN."
     )
+    align: Optional[Size] = Field(None, description=(
+        "devdax: the device's mapping alignment, the page size programs fault it in with: 2M (default) or 4K "
+        "(PMDK's test suite wants two of each)."))
     dax: Optional[Literal["auto", "always", "legacy"]] = Field(
         None, description="fsdax: auto (default): dax=always where the kernel supports it, else -o dax; legacy: -o dax."
     )

@@ -55,6 +55,14 @@ def _has_ssh_users(plan: Plan) -> bool:
     return plan.ssh and bool(plan.users)
 
 
+def _has_users(plan: Plan) -> bool:
+    return bool(plan.users)
+
+
+def _has_pmdk(plan: Plan) -> bool:
+    return plan.pmdk
+
+
 def _has_cloud_init(plan: Plan) -> bool:
     return plan.cloud_init
 
@@ -113,6 +121,16 @@ _OUTPUTS = (
             executable=True, wanted=_reconfigures_namespaces),
     _Output("pmem-namespaces.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-namespaces.service", plain_field,
             wanted=_reconfigures_namespaces),
+    _Output("pmem-access.rules.j2", f"{_EXTRA}/usr/lib/udev/rules.d/60-pmem-image-access.rules", plain_field,
+            wanted=_has_users),
+    _Output("pmem-access.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-access", shell_checked, executable=True,
+            wanted=_has_users),
+    _Output("pmem-access.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-access.service", plain_field,
+            wanted=_has_users),
+    _Output("pmdk-testconfig.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmdk-testconfig", shell_checked,
+            executable=True, wanted=_has_pmdk),
+    _Output("pmdk-testconfig.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-pmdk-testconfig.service",
+            plain_field, wanted=_has_pmdk),
     _Output("mkosi.build.chroot.j2", "mkosi.build.chroot", shell_checked, executable=True),
     _Output("mkosi.finalize.j2", "mkosi.finalize", shell_checked, executable=True),
     _Output("mkosi.postinst.chroot.j2", "mkosi.postinst.chroot", shell_checked, executable=True,

@@ -150,8 +150,10 @@ def _devdax_checks(region: PlannedRegion, report: dict, pmdk: bool) -> list[Chec
     daxctl = found.get("daxctl") or {}
     size, align = daxctl.get("size"), daxctl.get("align")
     listed = daxctl.get("chardev") == region.device and isinstance(size, int) and 0 < size <= region.size
-    checks = [Check(f"{dev} device DAX", listed and isinstance(align, int),
+    aligned = isinstance(align, int) and align == region.align
+    checks = [Check(f"{dev} device DAX", listed and aligned,
                     f"daxctl lists {daxctl.get('chardev')}: {human_size(size or 0)}, align {human_size(align or 0)}"
+                    + ("" if aligned else f"; planned align {human_size(region.align or 0)}")
                     if daxctl else "daxctl does not list it")]
     flush = found.get("flush_test") or {}
     checks.append(Check(f"{dev} stores read back", flush.get("verification") == "ok" and flush.get("method") in _CPU_FLUSH,

@@ -70,7 +70,52 @@ def test_devdax_must_be_a_multiple_of_its_alignment_whatever_the_backend():
     assert list(mode_checks.check_devdax(context(devdax_profile("1G")))) == []
     problems = list(mode_checks.check_devdax(context(devdax_profile("129M", "4097M"))))
     assert [p.path for p in problems] == [("pmem", 0, "offset"), ("pmem", 0, "size")]
-    assert "not a multiple of 2M, the device DAX alignment" in problems[1].message
+    assert "not a multiple of 2M, the device's alignment" in problems[1].message
+
+
+def aligned_profile(align, mode: str = "devdax", size: str = "256M") -> Profile:
+    return Profile.model_validate({"name": "d", "distribution": {"name": "debian", "release": "bookworm"},
+                                   "pmem": [{"size": size, "offset": "4G", "mode": mode, "align": align}]})
+
+
+def test_a_device_dax_may_be_4k_or_2m_aligned_and_nothing_else():
+    assert list(mode_checks.check_devdax(context(aligned_profile("4K")))) == []
+    assert list(mode_checks.check_devdax(context(aligned_profile("2M")))) == []
+    for align in ("1G", "64K", "3M"):
+        (problem,) = mode_checks.check_devdax(context(aligned_profile(align)))
+        assert problem.path == ("pmem", 0, "align") and "aligned to 4K or 2M" in problem.message, align
+
+
+def test_align_belongs_to_device_dax_alone():
+    (problem,) = mode_checks.check_align_mode(context(aligned_profile("4K", mode="fsdax")))
+    assert problem.path == ("pmem", 0, "align") and "only a device DAX" in problem.message
+    assert list(mode_checks.check_align_mode(context(aligned_profile("4K")))) == []
+
+
+def test_the_test_bench_plans_two_4k_and_two_2m_device_dax_and_ndctl_is_told_so():
+    for name in ("pmdk-testbench.yaml", "pmdk-testbench-nvdimm.yaml"):
+        plan = plan_of_file(PROFILES / name)[0]
+        assert [(r.device, r.align) for r in plan.regions] == [
+            ("pmem0", None), ("dax1.0", 4096), ("dax2.0", 4096), ("dax3.0", 2 << 20), ("dax4.0", 2 << 20)]
+        script = render(plan)[NAMESPACES].content
+        assert "devdax mem 4096" in script and "devdax mem 2097152" in script and 'printf \'%s\\n\' "--align=$3"' in script
+    # Without align, a device DAX is still planned (and checked) at ndctl's default.
+    assert plan_of_file(PROFILES / "pmdk-dev.yaml")[0].regions[1].align == 2 << 20
+
+
+def test_users_get_the_pmem_group_and_pmdk_images_their_test_configuration():
+    bench = render(plan_of_file(PROFILES / "pmdk-testbench.yaml")[0])
+    assert "groupadd --system pmem" in bench["mkosi.postinst.chroot"].content
+    assert 'GROUP="pmem", MODE="0660"' in bench["mkosi.extra/usr/lib/udev/rules.d/60-pmem-image-access.rules"].content
+    ready = bench["mkosi.extra/usr/lib/systemd/system/pmem-ready.target"].content
+    assert "Requires=pmem-access.service" in ready and "Requires=pmem-pmdk-testconfig.service" in ready
+    testconfig = bench["mkosi.extra/usr/lib/pmem-image/pmdk-testconfig"].content
+    assert "for mountpoint in /mnt/pmem0 \"\"; do" in testconfig and "ndctl list -X" in testconfig
+    preset = bench["mkosi.extra/usr/lib/systemd/system-preset/50-pmem-image.preset"].content
+    assert "enable pmem-access.service" in preset and "enable pmem-pmdk-testconfig.service" in preset
+    plain = render(plan_of_file(PROFILES / "default.yaml")[0])     # no users, no PMDK: none of it
+    assert not [path for path in plain if "pmem-access" in path or "pmdk-testconfig" in path]
+    assert "pmem-access.service" not in plain["mkosi.extra/usr/lib/systemd/system/pmem-ready.target"].content
 
 
 def test_devdax_needs_a_kernel_with_device_dax_through_ndctl():

@@ -66,6 +66,13 @@ def test_devdax_rows_fail_when_daxctl_or_the_read_back_do(plan):
     assert failed(plan, report) == ["/dev/dax1.0 device DAX"]
 
 
+def test_a_device_dax_with_another_alignment_than_planned_fails_its_row(plan):
+    report = copy.deepcopy(REPORT)
+    report["dax_devices"][0]["daxctl"]["align"] = 4096      # planned: the default 2M
+    (row,) = [c for c in judge(plan, report) if not c.passed]
+    assert row.name == "/dev/dax1.0 device DAX" and "align 4 KiB; planned align 2 MiB" in row.detail
+
+
 def test_sector_with_dax_or_map_sync_is_not_sector_mode(plan):
     report = copy.deepcopy(REPORT)
     mount = next(m for m in report["mounts"] if m["device"] == "/dev/pmem2s")
