@@ -40,15 +40,19 @@ def test_nvdimm_lab_is_proven_and_its_pmem_survives_a_power_off():
 
 def test_pmem_image_test_runs_as_the_labs_user_on_its_nvdimm_pmem(tmp_path):
     """`pmem-image test` on the nvdimm backend: the command runs as the profile's first user (dev) once both
-    namespaces are in their modes and the xfs mount stands, writes into the share (made writable for dev's uid:
+    namespaces are in their modes, the xfs mount stands, the group pmem has its access and PMDK's testconfig
+    names the NVDIMM's device DAX, writes into the share (made writable for dev's uid:
     9p keeps the host's permissions) and its exit code (1) comes back."""
     tmp_path.chmod(0o777)
     script = ("id -un; findmnt -no FSTYPE /mnt/pmem0; test -c /dev/dax1.0 && echo devdax; "
-              "systemctl is-active pmem-ready.target; echo by dev > written; exit 1")
+              "systemctl is-active pmem-ready.target pmem-access.service; "
+              "grep -h '^DEVICE_DAX_PATH=\\|^PMEM_FS_DIR=' /etc/pmem-image/pmdk/testconfig.sh; "
+              "echo by dev > written; exit 1")
     result = pmem_image("test", "--share", str(tmp_path), str(OUT / "nvdimm-lab"), "--", "sh", "-c", script,
                         timeout=900)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert result.stdout.splitlines() == ["dev", "xfs", "devdax", "active"], result.stdout + result.stderr
+    assert result.stdout.splitlines() == ["dev", "xfs", "devdax", "active", "active", "PMEM_FS_DIR=/mnt/pmem0/pmdk-tests",
+                                          "DEVICE_DAX_PATH=(/dev/dax1.0)"], result.stdout + result.stderr
     assert (tmp_path / "written").read_text() == "by dev\n"
 
 def test_a_file_on_the_labs_pmem_outlives_a_changed_build_a_clean_and_a_forced_build(tmp_path):

@@ -93,7 +93,7 @@ def test_align_belongs_to_device_dax_alone():
 
 
 def test_the_test_bench_plans_two_4k_and_two_2m_device_dax_and_ndctl_is_told_so():
-    for name in ("pmdk-testbench.yaml", "pmdk-testbench-nvdimm.yaml"):
+    for name in ("pmdk-testbench.yaml",):
         plan = plan_of_file(PROFILES / name)[0]
         assert [(r.device, r.align) for r in plan.regions] == [
             ("pmem0", None), ("dax1.0", 4096), ("dax2.0", 4096), ("dax3.0", 2 << 20), ("dax4.0", 2 << 20)]

@@ -144,3 +144,10 @@ def test_run_boots_the_nvdimms_from_its_state_directory(lab, tmp_path):
     from builder.verify.qemu import run_command
     argv = " ".join(run_command(lab, tmp_path / "o.qcow2", "tcg", 2222, state=tmp_path / "state"))
     assert f"mem-path={tmp_path}/state/nvdimm0.img" in argv and "nvdimm=on" in argv
+
+
+def test_more_than_two_nvdimms_are_refused_because_their_dev_names_cannot_be_planned():
+    three = LAB + "  - {size: 256M, mode: devdax}\n"
+    with pytest.raises(ProfileError, match="3 NVDIMMs: QEMU hands NVDIMMs to the guest's ACPI table in an order"):
+        plan_of_text(three)
+    assert len(plan_of_text(LAB)[0].regions) == 2
