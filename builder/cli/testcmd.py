@@ -47,6 +47,11 @@ def add_parser(commands, allow: argparse.ArgumentParser) -> None:
 
 def cmd_test(args: argparse.Namespace) -> int:
     command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
+    if command is args.command_args and "--" in command:
+        # argparse gives everything after PROFILE to the command: `out/x --json -- cmd` would run "--json".
+        stray = " ".join(command[:command.index("--")])
+        raise UsageError(f"{stray!r} comes after {args.target} and before --, where it would be part of the command",
+                         "put pmem-image test's options before PROFILE|out/NAME and the command after --")
     if not command:
         raise UsageError("pmem-image test needs a command", "give it after --: pmem-image test PROFILE -- make check")
     plan, directory = resolve_target(args)

@@ -58,8 +58,8 @@ def test_the_test_bench_has_what_pmdks_suite_needs_for_an_ordinary_user(tmp_path
     assert "/dev/pmem0 MAP_SYNC" in passed and "/dev/pmem0 PMDK pool" in passed
 
     tmp_path.chmod(0o777)          # 9p keeps the host's permissions: the share is tester's to write
-    result = pmem_image("test", "--user", "tester", "--share", f"{tmp_path}:/src", str(OUT / "pmdk-testbench"),
-                        "--json", "--", "bash", "-c", CHECKS, timeout=900)
+    result = pmem_image("test", "--user", "tester", "--share", f"{tmp_path}:/src", "--json", str(OUT / "pmdk-testbench"),
+                        "--", "bash", "-c", CHECKS, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     facts = result.stdout.splitlines()[:-1]
     assert facts == [

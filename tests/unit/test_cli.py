@@ -124,3 +124,11 @@ def test_exit_codes_and_json_status(capsys, argv, code):
     if argv[0] == "plan":
         assert main(["plan", "--json", *argv[1:]]) == 2
         assert json.loads(capsys.readouterr().out)["exit_code"] == 2
+
+
+def test_test_refuses_options_between_the_image_and_the_command(capsys):
+    """argparse hands everything after PROFILE to the command: `out/x --json -- true` must not run "--json"."""
+    code, out, err = run(capsys, "test", PROFILES / "default.yaml", "--json", "--", "true")
+    assert code == 2 and "'--json' comes after" in err and "options before PROFILE|out/NAME" in err, err
+    code, _, err = run(capsys, "test", PROFILES / "default.yaml", "--")
+    assert code == 2 and "needs a command" in err
