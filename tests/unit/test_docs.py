@@ -23,11 +23,41 @@ def _code_blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
 
 
+def _joined(lines: list[str]) -> list[str]:
+    """Shell lines with their backslash-newline continuations joined, as the shell reads them."""
+    joined: list[str] = []
+    for line in lines:
+        if joined and joined[-1].endswith("\\"):
+            joined[-1] = joined[-1][:-1] + " " + line.strip()
+        else:
+            joined.append(line)
+    return joined
+
+
 def _shown_commands(text: str) -> list[str]:
-    """Lines of fenced shell blocks and of indented blocks that run pmem-image."""
-    lines = [line for block in _code_blocks(text, "(?:sh|)") for line in block.splitlines()]
-    lines += [line[4:] for line in text.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    """Commands of fenced shell blocks and of indented blocks that run pmem-image."""
+    lines = _joined([line for block in _code_blocks(text, "(?:sh|)") for line in block.splitlines()])
+    indented, previous = [], ""
+    for line in text.splitlines():       # an indented block's line, or a continuation of the one before
+        if (line.startswith("    ") and not line.startswith("     ")) or \
+                (line.startswith("     ") and previous.endswith("\\")):
+            indented.append(line[4:])
+        previous = line.rstrip() if line.startswith("    ") else ""
+    lines += _joined(indented)
     return [line for line in lines if re.search(r"(^|\s|/)pmem-image\s", line)]
+
+
+def _segments(line: str) -> list[list[str]]:
+    """The simple commands of a shell line: words split at &&, ||, ;, | and & outside quotes."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+    lexer.whitespace_split, lexer.commenters = True, "#"
+    segments: list[list[str]] = [[]]
+    for token in lexer:
+        if token and set(token) <= set(";&|"):
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    return segments
 
 
 def test_generated_pages_are_current():
@@ -66,8 +96,8 @@ def test_profiles_shown_are_valid(page, tmp_path):
 def test_commands_shown_exist_and_parse(page, capsys):
     parser = build_parser()
     for line in _shown_commands(page.read_text()):
-        for segment in re.split(r"&&|;|\||(?<![>&])&(?!&)", line):
-            words = shlex.split(segment, comments=True)
+        for words in _segments(line):
+            segment = " ".join(words)
             if not words or not words[0].endswith("pmem-image") or any(w.startswith("[") for w in words):
                 continue                      # usage synopses ([-h] ...) are the parser's own text
             try:
@@ -103,3 +133,10 @@ def test_every_page_opens_with_what_it_covers():
 def test_ci_runs_the_readmes_test_command():
     assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
     assert Path(ROOT / "scripts" / "docs").stat().st_mode & 0o111
+
+
+def test_shown_commands_join_continuations_and_split_only_outside_quotes():
+    page = "    ./pmem-image test out/x -- sh -c \\\n        'cd a && make' && ./pmem-image plan p\n"
+    (line,) = _shown_commands(page)
+    assert _segments(line) == [["./pmem-image", "test", "out/x", "--", "sh", "-c", "cd a && make"],
+                               ["./pmem-image", "plan", "p"]]
