@@ -45,7 +45,8 @@ def test_true(profile: Path, env: dict) -> tuple[float, float]:
 
 
 def main() -> None:
-    profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml")
+    # Absolute: `test` runs from OUT (so that its default share, the working directory, is not the checkout).
+    profile = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "profiles" / "default.yaml").resolve()
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     env = {**os.environ, "PMEM_IMAGE_OUT": str(OUT)}
     subprocess.run([CLI, "build", str(profile)], env=env, check=True, capture_output=True)
