@@ -46,8 +46,9 @@ def add_parser(commands, allow: argparse.ArgumentParser) -> None:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    command = args.command_args[1:] if args.command_args[:1] == ["--"] else args.command_args
-    if command is args.command_args and "--" in command:
+    separated = args.command_args[:1] == ["--"]
+    command = args.command_args[1:] if separated else args.command_args
+    if not separated and "--" in command:
         # argparse gives everything after PROFILE to the command: `out/x --json -- cmd` would run "--json".
         stray = " ".join(command[:command.index("--")])
         raise UsageError(f"{stray!r} comes after {args.target} and before --, where it would be part of the command",

@@ -166,7 +166,8 @@ def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
 
 def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
-    context = {"plan": plan, "regions": plan.regions, "cmdline": plan.kernel_cmdline,
+    context = {"plan": plan, "regions": plan.regions, "reconfigures": _reconfigures_namespaces(plan),
+               "cmdline": plan.kernel_cmdline,
                "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS,
                "pmdk_libs": PMDK_CHECK_LIBS, "pins": {p.name: f"={p.version}" for p in plan.locked_packages}}
     files = {}
