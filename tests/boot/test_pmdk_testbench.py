@@ -3,7 +3,8 @@ alignments PMDK's tests ask for (the proof's device rows compare daxctl's align 
 `pmem-image test` its user tester, in the group pmem, finds what PMDK's suite needs: testconfig.sh naming
 every device DAX, writable test directories on and off pmem, device DAX it may open, the pmem's sysfs
 addresses it may read (an account outside the group may not), deep_flush it may write, PMDK's pmempool
-making a pool on a 4 KiB-aligned device DAX as that user, and Valgrind."""
+making a pool on a 4 KiB-aligned device DAX as that user, and Valgrind; a link put where a test directory
+goes is neither followed nor removed by the root script that makes them."""
 
 import json
 import os
@@ -46,6 +47,12 @@ pmempool create --layout=bench obj "/dev/$four_k" && pmempool info "/dev/$four_k
   facts "pmempool pool on /dev/$four_k as $(id -un)"
 valgrind --version | grep '^valgrind-3' >/dev/null && facts "valgrind"
 cp /etc/pmem-image/pmdk/testconfig.sh /etc/pmem-image/pmdk/testconfig.py .
+# Hostile: a link where the non-pmem test directory goes. pmdk-testconfig (as root) must neither follow it
+# (chown /etc) nor remove it, and must leave the directory out of the configuration.
+sudo -n sh -c 'rm -rf /var/lib/pmem-image/pmdk-tests && ln -s /etc /var/lib/pmem-image/pmdk-tests &&
+  /usr/lib/pmem-image/pmdk-testconfig' >/dev/null 2>&1
+[ -L /var/lib/pmem-image/pmdk-tests ] && [ "$(stat -c %G /etc)" = root ] &&
+  grep -qx 'NON_PMEM_FS_DIR=' /etc/pmem-image/pmdk/testconfig.sh && facts "a link in its place is left and not followed"
 """
 
 
@@ -67,7 +74,8 @@ def test_the_test_bench_has_what_pmdks_suite_needs_for_an_ordinary_user(tmp_path
         "aligned 4096 4096 2097152 2097152",
         "pmem dir /mnt/pmem0/pmdk-tests ext4 dax=always", "both test dirs writable", "opened 4 device DAX read-write",
         "unreadable resources: none", "region0's address read", "read-only deep_flush: none", "outside the group: denied 1",
-        "pmempool pool on /dev/dax1.0 as tester", "valgrind"], result.stdout + result.stderr
+        "pmempool pool on /dev/dax1.0 as tester", "valgrind", "a link in its place is left and not followed"], \
+        result.stdout + result.stderr
     config = (tmp_path / "testconfig.py").read_text()
     assert "'device_dax_path': ['/dev/dax1.0','/dev/dax2.0','/dev/dax3.0','/dev/dax4.0']" in config, config
     assert "PMEM_FS_DIR=/mnt/pmem0/pmdk-tests" in (tmp_path / "testconfig.sh").read_text()
