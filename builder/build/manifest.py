@@ -53,14 +53,18 @@ def machine_needed(plan: Plan) -> dict:
     regions assume (more or less RAM moves or drops them)."""
     return {"firmware": plan.firmware, "machine": plan.machine, "minimum_memory": plan.memory, "cpus": plan.cpus,
             "memory_layout": [f"memmap={r.memmap}" for r in plan.regions if r.memmap],
-            "nvdimms": _nvdimms(plan)}
+            **_memory_devices(plan)}
 
 
-def _nvdimms(plan: Plan) -> list[dict]:
-    """The NVDIMMs a launch must give (nvdimm backend): backing file in state/, its size, the label area."""
-    files = backend_for(plan.pmem_backend).state_files(plan)
-    return [{"device": f"/dev/{r.device}", "state_file": f"state/{f.name}", "file_size": f.size, "size": r.size,
-             "label_size": r.label_size} for r, f in zip(plan.regions, files, strict=False)]  # memmap: no files
+def _memory_devices(plan: Plan) -> dict[str, list[dict]]:
+    """The memory devices a launch must give, under the backend's name ("nvdimms", "virtio_pmem"; memmap has
+    none): each one's backing file in state/, its size, and an NVDIMM's label area."""
+    backend = backend_for(plan.pmem_backend)
+    files = backend.state_files(plan)
+    devices = [{"device": f"/dev/{r.device}", "state_file": f"state/{f.name}", "file_size": f.size, "size": r.size,
+                **({"label_size": r.label_size} if backend.labelled else {})}
+               for r, f in zip(plan.regions, files, strict=False)]
+    return {"virtio_pmem": devices} if plan.pmem_backend == "virtio-pmem" else {"nvdimms": devices}
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -144,7 +148,7 @@ def write_results(result: Path, plan: Plan, key: str, mkosi_version: str, profil
         # The launch contract: the regions exist only on this machine type with exactly this much RAM (memmap),
         # or with these NVDIMMs (nvdimm).
         "launch": {"machine": plan.machine, "memory": plan.memory, "cpus": plan.cpus, "firmware": plan.firmware,
-                   "nvdimms": _nvdimms(plan),
+                   **_memory_devices(plan),
                    "qemu_argv": launch_argv(plan), "libvirt_domain": f"{plan.name}.libvirt.xml"},
         "files": entries,
         "artifacts": [{**a, "machine": machine_needed(plan)} for a in artifacts],

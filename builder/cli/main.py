@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_.add_argument("--ssh-port", type=int, metavar="N", help="host port for the guest's SSH (default: a free one)")
     run_.add_argument("--persist", action="store_true", help="keep the guest's writes (out/.state/NAME/run/overlay.qcow2)")
     run_.add_argument("--state", type=Path, metavar="DIR",
-                      help="nvdimm backend: the NVDIMM files (default out/.state/NAME/pmem-LAYOUT/; always kept)")
+                      help="nvdimm, virtio-pmem: the pmem backing files (default out/.state/NAME/pmem-LAYOUT/; always kept)")
     run_.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     run_.set_defaults(func=cmd_run)
 

@@ -35,9 +35,9 @@ def add_verify_options(parser: argparse.ArgumentParser) -> None:
                         help="also write a seeded pattern to each pmem mount, reboot warm, and check it survived")
     parser.add_argument("--power-cycle", action="store_true",
                         help="seed each pmem mount, power off, boot the same disk in a new QEMU process and check "
-                             "(nvdimm keeps the data; memmap pmem is RAM and loses it, as it should)")
+                             "(nvdimm and virtio-pmem keep the data; memmap pmem is RAM and loses it, as it should)")
     parser.add_argument("--state", type=Path, metavar="DIR",
-                        help="nvdimm backend: boot on the NVDIMM backing files in DIR (default: new ones for this run); "
+                        help="nvdimm, virtio-pmem: boot on the pmem backing files in DIR (default: new ones for this run); "
                              "refused for plans with devdax regions, whose proof writes at the device's start")
     parser.add_argument("--format", dest="export_format", choices=sorted(FORMATS),
                         help="boot this export (made by build or export) on its platform's disk bus, not the raw disk")

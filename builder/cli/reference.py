@@ -115,7 +115,7 @@ def _checked_fields(check: Any) -> set[str]:
 def _checks_by_field() -> dict[str, list[str]]:
     by_field: dict[str, list[str]] = {}
     for check, backend in all_checks():
-        label = f"`{check.__name__}`" + (f" ({backend} only)" if backend else "")
+        label = f"`{check.__name__}`" + (f" ({' and '.join(backend)} only)" if backend else "")
         for field in sorted(_checked_fields(check)):
             by_field.setdefault(field, []).append(label)
     return by_field

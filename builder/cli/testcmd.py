@@ -35,7 +35,7 @@ def add_parser(commands, allow: argparse.ArgumentParser) -> None:
     test.add_argument("--timeout", type=_positive_seconds, metavar="S",
                       help="stop the guest after S seconds in all and exit 124")
     test.add_argument("--state", type=Path, metavar="DIR",
-                      help="nvdimm backend: the NVDIMM backing files to boot on (kept; default: new ones, removed)")
+                      help="nvdimm, virtio-pmem: the pmem backing files to boot on (kept; default: new ones, removed)")
     test.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     test.add_argument("--out", type=Path, help="output root (default: out/, or $PMEM_IMAGE_OUT)")
     test.add_argument("--junit", type=Path, metavar="FILE", help="also write the run as JUnit XML (one testcase)")

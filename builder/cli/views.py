@@ -42,9 +42,12 @@ def memory_picture(plan: Plan) -> list[str]:
 
 
 def _placement(region) -> tuple[str, str]:
-    """How a region is made, and where it is: memmap= at its address, or an NVDIMM that QEMU places."""
-    if region.memmap is None:
+    """How a region is made, and where it is: memmap= at its address, or a device (NVDIMM, virtio-pmem) QEMU
+    places."""
+    if region.memmap is None and region.label_size is not None:
         return f"nvdimm{region.number} (labels {human_size(region.label_size)})", "placed by QEMU"
+    if region.memmap is None:
+        return f"virtio-pmem{region.number}", "placed by QEMU"
     return f"memmap={region.memmap}", f"0x{region.start:x}-0x{region.start + region.size - 1:x}"
 
 

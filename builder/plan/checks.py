@@ -44,24 +44,26 @@ class CheckContext:
 
 
 Check = Callable[[CheckContext], Iterable[Problem]]
-_REGISTRY: list[tuple[Check, Optional[str]]] = []
+_REGISTRY: list[tuple[Check, tuple[str, ...]]] = []
 
 
-def check(function: Optional[Check] = None, *, backend: Optional[str] = None):
-    """Register a check (for every plan, or only for plans with the given pmem backend)."""
+def check(function: Optional[Check] = None, *, backend: str | tuple[str, ...] = ()):
+    """Register a check (for every plan, or only for plans with the given pmem backend or backends)."""
+    only = (backend,) if isinstance(backend, str) else backend
+
     def register(fn: Check) -> Check:
-        _REGISTRY.append((fn, backend))
+        _REGISTRY.append((fn, only))
         return fn
     return register(function) if function is not None else register
 
 
-def all_checks() -> list[tuple[Check, Optional[str]]]:
-    """Every registered check with the backend it is limited to (None: every plan); the docs list them."""
+def all_checks() -> list[tuple[Check, tuple[str, ...]]]:
+    """Every registered check with the backends it is limited to (empty: every plan); the docs list them."""
     return list(_REGISTRY)
 
 
 def registered_checks(backend: str) -> list[Check]:
-    return [fn for fn, only in _REGISTRY if only in (None, backend)]
+    return [fn for fn, only in _REGISTRY if not only or backend in only]
 
 
 def run_checks(context: CheckContext) -> list[Problem]:

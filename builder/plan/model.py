@@ -80,7 +80,7 @@ class Plan(Frozen):
     machine: str
     firmware: Literal["bios", "uefi"]
     bios_bootloader: bool
-    pmem_backend: Literal["memmap", "nvdimm"]
+    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem"]
     pmem_modules: list[str]            # kernel modules loaded at boot that make the backend's regions
     regions: list[PlannedRegion]       # in the kernel's numbering: region 0 first (NVDIMMs: QEMU's order)
     packages: list[str]

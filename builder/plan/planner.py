@@ -58,10 +58,11 @@ def _local_or_url(url: Optional[str], base_dir: Path) -> Optional[str]:
 
 
 def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion]:
-    """Regions numbered as the kernel will number them: memmap ones by address, NVDIMMs in the order QEMU
-    places them (the profile's)."""
-    nvdimm = profile.pmem_backend == "nvdimm"
-    by_address = sorted(enumerate(profile.pmem), key=lambda item: 0 if nvdimm else (item[1].offset or 0))
+    """Regions numbered as the kernel will number them: memmap ones by address, memory devices (NVDIMMs,
+    virtio-pmem) in the order QEMU places them (the profile's)."""
+    backend = backend_for(profile.pmem_backend)
+    placed = backend.placed_by_qemu
+    by_address = sorted(enumerate(profile.pmem), key=lambda item: 0 if placed else (item[1].offset or 0))
     mountpoints = default_mountpoints(profile)
     planned = []
     for number, (index, region) in enumerate(by_address):
@@ -76,10 +77,10 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
             index=index, number=number, device=device, mode=region.mode, map=region.struct_pages,
             align=(region.align or DEVDAX_ALIGN) if region.mode == "devdax" else None,
             # An NVDIMM's namespace is made once in its label area, so there is always something to do.
-            reconfigure=nvdimm or (region.mode, region.struct_pages) != BOOT_STATE,
-            start=None if nvdimm else region.offset, size=region.size,
-            memmap=None if nvdimm else f"{format_size(region.size or 0)}!{format_size(region.offset or 0)}",
-            label_size=(region.label_size or DEFAULT_LABEL_SIZE) if nvdimm else None, filesystem=filesystem,
+            reconfigure=backend.labelled or (region.mode, region.struct_pages) != BOOT_STATE,
+            start=None if placed else region.offset, size=region.size,
+            memmap=None if placed else f"{format_size(region.size or 0)}!{format_size(region.offset or 0)}",
+            label_size=(region.label_size or DEFAULT_LABEL_SIZE) if backend.labelled else None, filesystem=filesystem,
             mountpoint=mountpoint, mount_unit=mount_unit_name(mountpoint) if mountpoint else None,
             dax_option=dax, mount_options=options, mkfs=_mkfs(filesystem, device)))
     return planned

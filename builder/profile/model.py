@@ -91,7 +91,7 @@ class Vm(StrictModel):
 
 class PmemRegion(StrictModel):
     """One pmem region. memmap backend: size + offset, or memmap SIZE!OFFSET; nvdimm backend: size and
-    label_size (QEMU places the NVDIMM, so there is no offset)."""
+    label_size (QEMU places the NVDIMM, so there is no offset); virtio-pmem backend: size, mode fsdax."""
 
     size: Optional[Size] = Field(None, description="Region size, e.g. 1G.")
     offset: Optional[Size] = Field(None, description="Physical start address, e.g. 4G.")
@@ -162,9 +162,11 @@ class Profile(StrictModel):
     distribution: Distribution
     kernel: Kernel = Field(default_factory=Kernel)
     vm: Vm = Field(default_factory=Vm)
-    pmem_backend: Literal["memmap", "nvdimm"] = Field("memmap", description=(
+    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem"] = Field("memmap", description=(
         "memmap: memmap= turns guest RAM into pmem (any VM or bare metal; lost at power-off); nvdimm: QEMU "
-        "vNVDIMMs backed by host files, with labels and namespaces, surviving power-off (QEMU/libvirt labs)."))
+        "vNVDIMMs backed by host files, with labels and namespaces, surviving power-off (QEMU/libvirt labs); "
+        "virtio-pmem: paravirtual pmem backed by host files (QEMU, Cloud Hypervisor, Firecracker, Kata), "
+        "fsdax only, flushed by fsync/msync: MAP_SYNC is refused."))
     pmem: list[PmemRegion] = Field(min_length=1, max_length=16, description="Emulated pmem regions.")
     users: list[User] = Field(default_factory=list, max_length=64, description="Login users; none by default.")
     root: Root = Field(default_factory=Root, description="Root stays locked unless it gets SSH keys here.")

@@ -56,10 +56,12 @@ def pmem_state_dir(out_root: Path, plan: Plan) -> Path:
 
 
 def describe_regions(plan: Plan) -> str:
-    """The regions in the words of their backend: memmap= arguments, or the NVDIMMs QEMU must be given."""
-    if plan.pmem_backend == "nvdimm":
-        return ", ".join(f"NVDIMM {human_size(r.size)} + {human_size(r.label_size or 0)} labels" for r in plan.regions)
-    return ", ".join(f"memmap={r.memmap}" for r in plan.regions)
+    """The regions in the words of their backend: memmap= arguments, or the devices QEMU must be given."""
+    backend = backend_for(plan.pmem_backend)
+    if not backend.placed_by_qemu:
+        return ", ".join(f"memmap={r.memmap}" for r in plan.regions)
+    return ", ".join(f"{backend.device_words} {human_size(r.size)}"
+                     + (f" + {human_size(r.label_size or 0)} labels" if backend.labelled else "") for r in plan.regions)
 
 
 def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Path] = None,
@@ -92,7 +94,8 @@ def launch_argv(plan: Plan, ssh_port: int = 2222) -> list[str]:
 
 def libvirt_domain(plan: Plan, image: Path) -> str:
     """A libvirt domain with the same memory layout: machine type, RAM in MiB, CPUs, firmware, a virtio disk,
-    and for the nvdimm backend its NVDIMMs (memory devices need maxMemory with slots and a NUMA cell)."""
+    and for the nvdimm and virtio-pmem backends their memory devices (which need maxMemory with slots and a
+    NUMA cell)."""
     domain = ET.Element("domain", type="kvm")
     ET.SubElement(domain, "name").text = plan.name
     ET.SubElement(domain, "description").text = (
@@ -127,12 +130,13 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     interface = ET.SubElement(devices, "interface", type="user")
     ET.SubElement(interface, "model", type="virtio")
     for region, file in zip(plan.regions, state_files, strict=False):   # memmap: no state files
-        memory = ET.SubElement(devices, "memory", model="nvdimm", access="shared")
+        memory = ET.SubElement(devices, "memory", model=str(backend.libvirt_model), access="shared")
         ET.SubElement(ET.SubElement(memory, "source"), "path").text = str(pmem_state_dir(image.parent.parent, plan)
                                                                           / file.name)
         target = ET.SubElement(memory, "target")
         ET.SubElement(target, "size", unit="KiB").text = str(file.size // 1024)
-        ET.SubElement(target, "node").text = "0"
-        ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str((region.label_size or 0) // 1024)
+        if backend.labelled:   # libvirt gives virtio-pmem no NUMA node (it is a PCI device) and no labels
+            ET.SubElement(target, "node").text = "0"
+            ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str((region.label_size or 0) // 1024)
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"

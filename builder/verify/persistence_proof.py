@@ -54,7 +54,7 @@ def power_cycle_checks(plan: Plan, second: Optional[dict], expect: ProofExpectat
     rows = judge(plan, second)
     failed = [c.name for c in rows if not c.passed]
     checks = [Check("power-cycle: second boot proof", not failed,
-                    f"a new QEMU process on the same disk{' and NVDIMM files' if expect.survives_power_off else ''}: "
+                    f"a new QEMU process on the same disk{' and pmem backing files' if expect.survives_power_off else ''}: "
                     + (f"all {len(rows)} checks pass" if not failed else f"{len(failed)} of {len(rows)} fail"), failed)]
     results = _seeded(second, "power_cycle")
     for region in plan.regions:

@@ -110,22 +110,29 @@ def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]
     return checks
 
 
-def nvdimm_regions(plan: Plan, report: dict) -> tuple[Check, list[PlannedRegion]]:
-    """The firmware's NVDIMM regions (ACPI NFIT) against the plan: as many, in address order, each the planned
-    size; the plan's regions come back with the address QEMU gave them (None where there is no region)."""
-    found = sorted((r for r in report.get("regions") or [] if r.get("provider") == "ACPI.NFIT"),
+# The row naming the regions QEMU placed, by the nd bus provider their backend registers.
+_PLACED = {"ACPI.NFIT": ("ACPI NFIT NVDIMM regions", "NVDIMM"), "virtio-pmem": ("virtio-pmem regions", "virtio-pmem")}
+
+
+def placed_regions(plan: Plan, report: dict, provider: str) -> tuple[Check, list[PlannedRegion]]:
+    """The regions QEMU placed (NVDIMMs in the ACPI NFIT, virtio-pmem devices) against the plan: as many, in
+    address order, each the planned size; the plan's regions come back with the address QEMU gave them (None
+    where there is no region)."""
+    found = sorted((r for r in report.get("regions") or [] if r.get("provider") == provider),
                    key=lambda r: int(str(r.get("resource") or "0"), 16))
     placed = [region.model_copy(update={"start": int(str(nd["resource"]), 16) if nd.get("resource") else None})
               for region, nd in zip(plan.regions, found, strict=False)] + plan.regions[len(found):]
     sizes_ok = all(nd.get("size") == region.size for region, nd in zip(plan.regions, found, strict=False))
-    ok = bool(report.get("nfit_table")) and len(found) == len(plan.regions) and sizes_ok
-    seen = [f"{nd.get('dev')} {nd.get('size')} bytes at {nd.get('resource')} on {','.join(nd.get('dimms') or [])}"
-            for nd in found]
-    detail = (f"{len(found)} NVDIMM region(s) of {len(plan.regions)} planned"
-              + ("" if report.get("nfit_table") else "; no ACPI NFIT table")
+    nfit = provider == "ACPI.NFIT"
+    ok = (bool(report.get("nfit_table")) or not nfit) and len(found) == len(plan.regions) and sizes_ok
+    seen = [f"{nd.get('dev')} {nd.get('size')} bytes at {nd.get('resource')}"
+            + (f" on {','.join(nd.get('dimms') or [])}" if nfit else "") for nd in found]
+    row, words = _PLACED.get(provider, (f"{provider} regions", provider))
+    detail = (f"{len(found)} {words} region(s) of {len(plan.regions)} planned"
+              + ("; no ACPI NFIT table" if nfit and not report.get("nfit_table") else "")
               + ("" if sizes_ok else "; sizes differ from the plan's"))
-    return Check("ACPI NFIT NVDIMM regions", ok, detail + (f": {'; '.join(seen)}" if ok and seen else ""),
-                 [] if ok else seen), placed
+    return Check(row, ok,
+                 detail + (f": {'; '.join(seen)}" if ok and seen else ""), [] if ok else seen), placed
 
 
 def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reboot: bool = False) -> list[Check]:
@@ -142,9 +149,9 @@ def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reb
         checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
                             f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
     regions = plan.regions
-    if expect.nfit:
-        nfit, regions = nvdimm_regions(plan, report)
-        checks.append(nfit)
+    if expect.provider:
+        found, regions = placed_regions(plan, report, expect.provider)
+        checks.append(found)
     for region in regions:
         checks.extend(_region_checks(region, report, expect, plan.pmdk))
     checks.append(_kernel_clear_check(regions, report))

@@ -121,8 +121,8 @@ def copy_ovmf_vars(destination: Path) -> Path:
 
 
 def prepare_state(plan: Plan, state: Path) -> Path:
-    """The backend's state files in `state`: a missing one is created sparse (an NVDIMM with an empty label
-    area); one of another size belongs to another layout and is refused, never resized."""
+    """The backend's state files in `state`: a missing one is created sparse (empty pmem, for an NVDIMM with
+    an empty label area); one of another size belongs to another layout and is refused, never resized."""
     files = backend_for(plan.pmem_backend).state_files(plan)
     if files:
         state.mkdir(parents=True, exist_ok=True)
@@ -132,7 +132,7 @@ def prepare_state(plan: Plan, state: Path) -> Path:
             with open(path, "wb") as handle:
                 handle.truncate(file.size)
         elif path.stat().st_size != file.size:
-            raise UsageError(f"{path} is {path.stat().st_size} bytes, but this image's NVDIMM needs {file.size} "
-                             "(size + label_size): it holds another layout's pmem",
-                             "move it away to start from an empty NVDIMM, or give --state another directory")
+            raise UsageError(f"{path} is {path.stat().st_size} bytes, but this image's {plan.pmem_backend} region "
+                             f"needs {file.size} (its size, and an NVDIMM's label_size): it holds another layout's pmem",
+                             "move it away to start from empty pmem, or give --state another directory")
     return state.absolute()

@@ -1,12 +1,15 @@
 """pmem backends: how a plan's regions become pmem in the guest. Each backend owns its checks, its
 kernel arguments, its QEMU arguments, its Kconfig fragments ('# applies: backend=NAME') and what the
-boot proof must expect: memmap= (legacy e820 pmem carved from RAM) and nvdimm (QEMU vNVDIMMs backed by
-host files, with labels). Each is a module here."""
+boot proof must expect: memmap= (legacy e820 pmem carved from RAM), nvdimm (QEMU vNVDIMMs backed by host
+files, with labels) and virtio-pmem (paravirtual pmem backed by host files, flushed by a request to the
+host, so without MAP_SYNC). Each is a module here."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
+
+from ...profile.sizes import GIB, MIB
 
 if TYPE_CHECKING:
     from ..model import Plan, PlannedRegion
@@ -21,6 +24,9 @@ class ProofExpectations:
     memmap_cmdline: bool     # each region's memmap= exactly once on /proc/cmdline
     nfit: bool = False       # each region an ACPI NFIT region, its namespace described by a label
     survives_power_off: bool = False   # the content is kept when QEMU exits (a host file, not RAM)
+    provider: Optional[str] = None     # the nd bus provider of regions QEMU places (their address is found at boot)
+    cpu_flush_durable: bool = True     # PMDK may flush with CPU instructions (libpmem2 CACHE_LINE or BYTE
+                                       # granularity); False: it must msync/fsync (PAGE), as virtio-pmem asks
 
 
 @dataclass(frozen=True)
@@ -33,18 +39,28 @@ class StateFile:
 class PmemBackend(ABC):
     name: str
     modules: tuple[str, ...]           # loaded at boot (modules-load.d) to make the regions
+    placed_by_qemu: bool = False       # QEMU gives each region its address (memory devices above the RAM)
+    labelled: bool = False             # each region has a label area where ndctl keeps its namespace
+    device_words: str = ""             # what the guest is given, for descriptions ("NVDIMM")
+    libvirt_model: Optional[str] = None   # libvirt's <memory model=...> for a region
+    kernel_options: tuple[str, ...] = ()  # guest kernel options without which the regions do not appear
 
     def machine_options(self, plan: "Plan") -> str:
         """Appended to -machine TYPE."""
         return ""
 
-    def memory_argument(self, plan: "Plan") -> str:
-        """QEMU's -m value."""
-        return f"{plan.memory // 2**20}M"
-
     def max_memory(self, plan: "Plan") -> int:
-        """The most memory the machine may have with its memory devices (bytes)."""
-        return plan.memory
+        """The most memory the machine may have with its memory devices (bytes): RAM and every backing file,
+        in whole GiB (QEMU refuses maxmem == RAM when there are memory devices)."""
+        files = self.state_files(plan)
+        return _round_up(plan.memory + sum(f.size for f in files), GIB) if files else plan.memory
+
+    def memory_argument(self, plan: "Plan") -> str:
+        """QEMU's -m value: with memory devices, a slot each and room for them (maxmem)."""
+        files = self.state_files(plan)
+        if not files:
+            return f"{plan.memory // MIB}M"
+        return f"{plan.memory // MIB}M,slots={len(files)},maxmem={self.max_memory(plan) // MIB}M"
 
     def state_files(self, plan: "Plan") -> list[StateFile]:
         """Host files the regions live in ([] when they are RAM)."""
@@ -64,6 +80,10 @@ class PmemBackend(ABC):
         """What the proof of a plan with this backend expects."""
 
 
+def _round_up(value: int, unit: int) -> int:
+    return -(-value // unit) * unit
+
+
 _BACKENDS: dict[str, PmemBackend] = {}
 
 
@@ -76,4 +96,4 @@ def backend_for(name: str) -> PmemBackend:
     return _BACKENDS[name]
 
 
-from . import memmap, nvdimm  # noqa: E402,F401  (register themselves; their checks register with plan.checks)
+from . import memmap, memory_devices, nvdimm, virtio_pmem  # noqa: E402,F401  (register themselves; their checks register with plan.checks)
