@@ -18,6 +18,7 @@ from typing import Any
 from ..knowledge.formats import AZURE_ALIGN, FORMATS, boot_bus
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
+from ..profile.sizes import round_up
 from ..render.ovf import OVF, ovf_descriptor
 from ..runner import Runner
 from .hashing import sha256_file
@@ -89,7 +90,7 @@ def _azure_sized(raw: Path, scratch: Path, runner: Runner) -> tuple[Path, int]:
     """The raw disk, grown to a whole number of MiB when it is not already one (a sparse copy: the build's
     raw disk stays as it is)."""
     size = raw.stat().st_size
-    aligned = -(-size // AZURE_ALIGN) * AZURE_ALIGN
+    aligned = round_up(size, AZURE_ALIGN)
     if aligned == size:
         return raw, size
     copy = scratch / "azure.raw"

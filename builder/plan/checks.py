@@ -17,7 +17,7 @@ from ..knowledge.memory import pmem_windows, ram_spans
 from ..knowledge.namespaces import device_name
 from ..profile.errors import Problem
 from ..profile.model import Profile
-from ..profile.sizes import GIB, MIB, format_size, human_size
+from ..profile.sizes import GIB, MIB, format_size, human_size, round_up
 
 MIN_OS_RAM = 1 * GIB
 STRUCT_PAGE_SHARE = 64             # fsdax with map=mem: a 64-byte struct page per 4 KiB page comes from RAM
@@ -168,7 +168,7 @@ def check_ram_left_for_os(ctx: CheckContext) -> Iterable[Problem]:
                 if region.struct_pages == "mem" or ctx.backend == "memmap")
     left = vm.memory - pmem - pages
     if left < MIN_OS_RAM:
-        needed = -(-(pmem + pages + MIN_OS_RAM) // (128 * MIB)) * 128 * MIB
+        needed = round_up(pmem + pages + MIN_OS_RAM, 128 * MIB)
         taken = (f"pmem takes {human_size(pmem)} of {human_size(vm.memory)} and its struct pages "
                  f"{human_size(pages)} more" if pmem else
                  f"the struct pages of the map: mem regions take {human_size(pages)} of {human_size(vm.memory)}")

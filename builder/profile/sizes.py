@@ -15,6 +15,11 @@ _SIZE_RE = re.compile(r"^(?P<number>[0-9]+)(?P<unit>[KMGTkmgt])?$")
 SIZE_PATTERN = r"^[0-9]+[KMGTkmgt]?$"
 
 
+def round_up(value: int, unit: int) -> int:
+    """value rounded up to a whole multiple of unit."""
+    return -(-value // unit) * unit
+
+
 def parse_size(text: object) -> int:
     """Parse "1G", "512M", "0" into bytes; a bare number other than 0 needs a unit.
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from ...profile.sizes import GIB, MIB
+from ...profile.sizes import GIB, MIB, round_up
 
 if TYPE_CHECKING:
     from ..model import Plan, PlannedRegion
@@ -53,7 +53,7 @@ class PmemBackend(ABC):
         """The most memory the machine may have with its memory devices (bytes): RAM and every backing file,
         in whole GiB (QEMU refuses maxmem == RAM when there are memory devices)."""
         files = self.state_files(plan)
-        return _round_up(plan.memory + sum(f.size for f in files), GIB) if files else plan.memory
+        return round_up(plan.memory + sum(f.size for f in files), GIB) if files else plan.memory
 
     def memory_argument(self, plan: "Plan") -> str:
         """QEMU's -m value: with memory devices, a slot each and room for them (maxmem)."""
@@ -78,10 +78,6 @@ class PmemBackend(ABC):
     @abstractmethod
     def expectations(self, plan: "Plan") -> ProofExpectations:
         """What the proof of a plan with this backend expects."""
-
-
-def _round_up(value: int, unit: int) -> int:
-    return -(-value // unit) * unit
 
 
 _BACKENDS: dict[str, PmemBackend] = {}

@@ -7,17 +7,13 @@ from typing import Iterable
 from ...knowledge.memory import SECTION_SIZE
 from ...knowledge.namespaces import DEFAULT_LABEL_SIZE
 from ...profile.errors import Problem
-from ...profile.sizes import GIB, TIB, format_size
+from ...profile.sizes import GIB, TIB, format_size, round_up
 from ..checks import CheckContext, check, multiples_near
 from . import backend_for
 
 BACKENDS = ("nvdimm", "virtio-pmem")
 # TCG's -cpu max has 40 physical address bits; QEMU puts memory devices above RAM with 1 GiB of slack per slot.
 ADDRESS_SPACE = 1 * TIB
-
-
-def _round_up(value: int, unit: int) -> int:
-    return -(-value // unit) * unit
 
 
 def _device(ctx: CheckContext) -> str:
@@ -54,7 +50,7 @@ def check_address_space(ctx: CheckContext) -> Iterable[Problem]:
     labels = backend_for(ctx.backend).labelled
     devices = sum((r.size or 0) + ((r.label_size or DEFAULT_LABEL_SIZE) if labels else 0) for r in ctx.profile.pmem)
     # Device memory starts at the first 1 GiB boundary above RAM (which begins at 4G past 2-3 GiB below it).
-    top = _round_up(4 * GIB + vm.memory, GIB) + _round_up(devices, GIB) + len(ctx.profile.pmem) * GIB
+    top = round_up(4 * GIB + vm.memory, GIB) + round_up(devices, GIB) + len(ctx.profile.pmem) * GIB
     if top > ADDRESS_SPACE:
         yield Problem(("pmem",), f"RAM {format_size(vm.memory)} and {_device(ctx)}s of {format_size(devices)} reach "
                       f"{format_size(top)}, beyond the 1T of guest physical addresses QEMU's -cpu max has",

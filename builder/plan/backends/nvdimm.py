@@ -7,7 +7,7 @@ from typing import Iterable
 
 from ...knowledge.namespaces import MIN_LABEL_SIZE
 from ...profile.errors import Problem
-from ...profile.sizes import KIB, format_size
+from ...profile.sizes import KIB, format_size, round_up
 from ..checks import CheckContext, check
 from . import PmemBackend, ProofExpectations, StateFile, register
 
@@ -18,10 +18,6 @@ LABEL_ALIGN = 4 * KIB
 def backing_size(region) -> int:
     """The file behind an NVDIMM: the region, then its label area (QEMU keeps labels at the end)."""
     return region.size + region.label_size
-
-
-def _round_up(value: int, unit: int) -> int:
-    return -(-value // unit) * unit
 
 
 class NvdimmBackend(PmemBackend):
@@ -72,7 +68,7 @@ def check_label_size(ctx: CheckContext) -> Iterable[Problem]:
                           "of 128K", "use label_size: 128K (the default) or more")
         elif label % LABEL_ALIGN:
             yield Problem(("pmem", index, "label_size"), f"label_size {format_size(label)} is not a multiple of 4K",
-                          f"use a multiple of 4K, e.g. {format_size(_round_up(label, LABEL_ALIGN))}")
+                          f"use a multiple of 4K, e.g. {format_size(round_up(label, LABEL_ALIGN))}")
         elif region.size and label >= region.size:
             yield Problem(("pmem", index, "label_size"), f"label_size {format_size(label)} is not smaller than "
                           f"the region ({format_size(region.size)})", "use label_size: 128K")
