@@ -9,6 +9,7 @@ from typing import Optional
 
 from .. import __version__
 from ..plan.backends import backend_for
+from ..plan.backends.cxl import devices as cxl_devices
 from ..plan.model import Plan
 from ..profile.errors import PmemImageError
 from ..render.launch import launch_argv, libvirt_domain
@@ -59,12 +60,24 @@ def machine_needed(plan: Plan) -> dict:
 def _memory_devices(plan: Plan) -> dict[str, list[dict]]:
     """The memory devices a launch must give, under the backend's name ("nvdimms", "virtio_pmem"; memmap has
     none): each one's backing file in state/, its size, and an NVDIMM's label area."""
+    if plan.pmem_backend == "cxl":
+        return {"cxl_devices": _cxl_devices(plan)}
     backend = backend_for(plan.pmem_backend)
     files = backend.state_files(plan)
     devices = [{"device": f"/dev/{r.device}", "state_file": f"state/{f.name}", "file_size": f.size, "size": r.size,
                 **({"label_size": r.label_size} if backend.labelled else {})}
                for r, f in zip(plan.regions, files, strict=False)]
     return {"virtio_pmem": devices} if plan.pmem_backend == "virtio-pmem" else {"nvdimms": devices}
+
+
+def _cxl_devices(plan: Plan) -> list[dict]:
+    """The CXL type-3 devices: which region (window) each serves at which interleave position, where it sits
+    (host bridge, root port), its serial number (how the image finds it) and its two backing files."""
+    regions = {r.number: r for r in plan.regions}
+    return [{"device": f"/dev/{regions[d.region].device}", "window": d.region, "position": d.position,
+             "host_bridge": d.host_bridge, "root_port": d.root_port, "serial": d.serial,
+             "state_file": f"state/cxl{d.number}.img", "size": d.size,
+             "label_file": f"state/cxl{d.number}-labels.img", "label_size": d.label_size} for d in cxl_devices(plan)]
 
 
 def _write_atomically(path: Path, text: str) -> None:

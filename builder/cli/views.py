@@ -41,19 +41,39 @@ def memory_picture(plan: Plan) -> list[str]:
             *("  " + r for r in _table(["start", "end", "size", "kind", "what"], rows))]
 
 
-def _placement(region) -> tuple[str, str]:
-    """How a region is made, and where it is: memmap= at its address, or a device (NVDIMM, virtio-pmem) QEMU
+def _placement(plan: Plan, region) -> tuple[str, str]:
+    """How a region is made, and where it is: memmap= at its address, or devices (NVDIMM, virtio-pmem, CXL) QEMU
     places."""
-    if region.memmap is None and region.label_size is not None:
-        return f"nvdimm{region.number} (labels {human_size(region.label_size)})", "placed by QEMU"
+    if plan.pmem_backend == "cxl":
+        count = plan.cxl.interleave_ways if plan.cxl else 1
+        return (f"cxl window {region.number}: {count} device(s) (labels {human_size(region.label_size or 0)})",
+                "placed by QEMU")
+    if plan.pmem_backend == "nvdimm":
+        return f"nvdimm{region.number} (labels {human_size(region.label_size or 0)})", "placed by QEMU"
     if region.memmap is None:
         return f"virtio-pmem{region.number}", "placed by QEMU"
     return f"memmap={region.memmap}", f"0x{region.start:x}-0x{region.start + region.size - 1:x}"
 
 
+def _cxl_lines(plan: Plan) -> list[str]:
+    """The topology, and how a region may commit in this VM (the VM gate) and what that changes for the guest."""
+    if plan.cxl is None:
+        return []
+    topology = plan.cxl
+    gate = ("the guest's CPUID hides the hypervisor bit (-cpu ...,-hypervisor): the distribution kernel then "
+            "flushes caches with WBINVD as on bare metal; the guest no longer reads from CPUID that it is a VM "
+            "(paravirtual clock and spinlocks under KVM are not used; systemd still sees QEMU in DMI)"
+            if topology.vm_gate == "cpuid" else
+            "the kernel built here has CONFIG_CXL_REGION_INVALIDATION_TEST=y (commit without the cache flush "
+            "check); the CPU is as for every other image")
+    return [f"cxl          {topology.host_bridges} host bridge(s), {topology.interleave_ways} device(s) a region, "
+            f"interleave granularity {topology.interleave_granularity} bytes, one window a region",
+            f"vm gate      {gate}"]
+
+
 def plan_text(plan: Plan, filename: str) -> str:
     fstab = render(plan)["mkosi.extra/etc/fstab"].content
-    region_rows = [[f"/dev/{r.device}", r.mode, r.map or "-", _placement(r)[0], _placement(r)[1], human_size(r.size),
+    region_rows = [[f"/dev/{r.device}", r.mode, r.map or "-", _placement(plan, r)[0], _placement(plan, r)[1], human_size(r.size),
                     r.filesystem, r.mountpoint or "-", r.dax_option or "-"] for r in plan.regions]
     lines = [
         f"profile      {filename} ({plan.name})",
@@ -61,6 +81,7 @@ def plan_text(plan: Plan, filename: str) -> str:
         + (", PMDK" if plan.pmdk else ""),
         f"vm           {plan.machine}, {plan.firmware}, {human_size(plan.memory)} RAM, {plan.cpus} CPUs",
         f"pmem backend {plan.pmem_backend}",
+        *_cxl_lines(plan),
         "packages     " + (f"snapshot {plan.snapshot.stamp} ({plan.snapshot.archive})" if plan.snapshot
                             else "this host's mirror (what it serves today)"),
         *([f"exports      {', '.join(f'{name} (boots on {boot_bus(name, plan.firmware)})' for name in plan.formats)}"]

@@ -27,6 +27,7 @@ class Packages:
     pmdk_build: tuple[str, ...] = () # what the build overlay needs to compile the PMDK proof program
     cloud_init: tuple[str, ...] = ("cloud-init", "sudo")   # cloud-init's users get sudo rules
     network: tuple[str, ...] = ()    # network: dhcp (systemd-networkd is part of systemd on Debian/Ubuntu)
+    cxl: tuple[str, ...] = ()        # the cxl backend: ndctl's cxl tool (cxl create-region)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,11 @@ _DEBIAN_BASE = ("systemd", "systemd-sysv", "udev", "dbus", "kmod", "util-linux",
                 "e2fsprogs", "jq")
 _RPM_BASE = ("systemd", "systemd-udev", "util-linux", "procps-ng", "kmod", "ndctl", "e2fsprogs", "jq")
 _DEBIAN = Packages(("linux-image-amd64",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",),
+                   cxl=("cxl",))
 _UBUNTU = Packages(("linux-image-generic",), _DEBIAN_BASE, ("grub-pc-bin",), ("grub-efi-amd64-bin",),
-                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",))
+                   ("xfsprogs",), ("gcc", "libc6-dev"), ("openssh-server",), ("sudo",), ("passwd",), ("daxctl",),
+                   cxl=("cxl",))
 # PMDK 1.12 (bookworm) and 1.13 (trixie): runtime and headers, pmempool and daxio (pmdk-tools), daxctl, a compiler.
 # (Ubuntu has PMDK in universe, which the images do not enable; CentOS/Fedora: not verified here.)
 _DEBIAN_PMDK = replace(_DEBIAN, pmdk=(
@@ -65,7 +68,7 @@ _DEBIAN_PMDK = replace(_DEBIAN, pmdk=(
     pmdk_build=("libpmem-dev", "libpmem2-dev", "libpmemobj-dev"))
 _RPM = Packages(("kernel",), _RPM_BASE, ("grub2-pc", "grub2-pc-modules"), ("grub2-efi-x64", "grub2-efi-x64-modules"),
                 ("xfsprogs",), ("gcc", "glibc-devel"), ("openssh-server",), ("sudo",), ("shadow-utils",),
-                ("daxctl",))
+                ("daxctl",), cxl=("cxl-cli",))
 _FEDORA = replace(_RPM, network=("systemd-networkd",))           # a subpackage of its own on Fedora
 _CENTOS = replace(_RPM, network=("NetworkManager",))
 _EOL_FEDORA = "end of life: its packages moved to Fedora's archive, which mkosi 24.3's repositories do not use"

@@ -15,8 +15,8 @@ from .kernels import KernelVersion, parse_version
 
 # Where a fragment applies: 'always' (every kernel, the distro's included), 'filesystem=X' (when a
 # region or the root uses X), 'backend=X' (the plan's pmem backend), 'source' (kernels pmem-image
-# builds), 'named' (only when a profile lists it).
-APPLIES = re.compile(r"^(always|source|named|filesystem=(ext4|xfs|btrfs)|backend=[a-z0-9-]+)$")
+# builds), 'named' (only when a profile lists it); 'source backend=X': both must hold.
+APPLIES = re.compile(r"^(always|named|((source|filesystem=(ext4|xfs|btrfs)|backend=[a-z0-9-]+)( |$))+)$")
 FRAGMENTS_PACKAGE = "builder.knowledge.fragments"
 OPTION = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 NOT_SET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
@@ -88,7 +88,8 @@ def resolve_fragments(available: dict[str, Fragment], version: KernelVersion, fi
     """The fragments a kernel gets, in a stable order: automatic ones by name, then named ones as listed."""
     wanted = {"always", f"backend={backend}", *(f"filesystem={f}" for f in filesystems),
               *(["source"] if built_from_source else [])}
-    chosen = [fragment for fragment in available.values() if fragment.covers(version) and fragment.applies in wanted]
+    chosen = [fragment for fragment in available.values()
+              if fragment.covers(version) and all(term in wanted for term in fragment.applies.split())]
     for name in named:
         fragment = available[name]
         if fragment not in chosen:

@@ -37,6 +37,17 @@ class PlannedRegion(Frozen):
     mkfs: list[str]               # argv, device last
 
 
+class PlannedCxl(Frozen):
+    """The cxl backend's topology; backends/cxl.py derives the devices, windows and QEMU arguments from it."""
+    host_bridges: int
+    interleave_ways: int          # devices per region
+    interleave_granularity: int   # bytes
+    # How a region may commit in a VM (Linux flushes CPU caches with WBINVD on commit, which x86 refuses under a
+    # hypervisor): "cpuid": the guest's CPUID hides the hypervisor bit (a distribution kernel); "kernel": the kernel
+    # built here has CONFIG_CXL_REGION_INVALIDATION_TEST=y, and the guest sees the hypervisor as usual.
+    vm_gate: Literal["cpuid", "kernel"]
+
+
 class PlannedUser(Frozen):
     name: str
     ssh_authorized_keys: list[str]
@@ -80,7 +91,8 @@ class Plan(Frozen):
     machine: str
     firmware: Literal["bios", "uefi"]
     bios_bootloader: bool
-    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem"]
+    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem", "cxl"]
+    cxl: Optional[PlannedCxl]          # the cxl backend's topology; None for the others
     pmem_modules: list[str]            # kernel modules loaded at boot that make the backend's regions
     regions: list[PlannedRegion]       # in the kernel's numbering: region 0 first (NVDIMMs: QEMU's order)
     packages: list[str]

@@ -19,17 +19,18 @@ from ..knowledge.namespaces import BOOT_STATE, DEFAULT_LABEL_SIZE, DEVDAX_ALIGN,
 from ..profile.errors import Problem, ProfileError
 from ..profile.loader import SourceMap, sort_problems
 from ..profile.lock import PackageLock
-from ..profile.model import Profile
+from ..profile.model import Cxl, Profile
 from ..profile.sizes import format_size
 from .backends import backend_for
 from ..knowledge.proof_paths import mount_unit_name
 from .checks import CheckContext, default_mountpoints, resolve_kernel_version, resolve_release, run_checks
 from . import access_checks, mode_checks, publish_checks  # noqa: F401  (register their checks)
-from .model import MemorySpan, Plan, PlannedRegion, PlannedUser
+from .model import MemorySpan, Plan, PlannedCxl, PlannedRegion, PlannedUser
 
 SEED_NAMESPACE = uuid.UUID("6c1d3c2e-5b0f-4f7e-9a55-706d656d2d69")
 # Fixed so an unchanged profile gives the same file timestamps; bumped only with the renderer.
 SOURCE_DATE_EPOCH = 1767225600  # 2026-01-01T00:00:00Z
+VM_GATE_KERNEL = (6, 2, 0)    # the first kernel whose CXL region commit flushes caches (and has the test option)
 BASE_CMDLINE = ("console=tty0", "console=ttyS0", "rw", "systemd.firstboot=off")
 
 
@@ -86,6 +87,18 @@ def _plan_regions(profile: Profile, kernel: KernelVersion) -> list[PlannedRegion
     return planned
 
 
+def _planned_cxl(profile: Profile, from_source: bool, kernel: KernelVersion) -> Optional[PlannedCxl]:
+    """The cxl topology, defaults filled in. A kernel built here gets the region-commit test option (its fragment
+    cxl-vm-gate.config, from Linux 6.2, which brought the cache flush on commit), so only a distribution kernel
+    needs the hypervisor bit hidden."""
+    if profile.pmem_backend != "cxl":
+        return None
+    topology = profile.cxl or Cxl()
+    return PlannedCxl(host_bridges=topology.host_bridges, interleave_ways=topology.interleave_ways,
+                      interleave_granularity=topology.interleave_granularity,
+                      vm_gate="kernel" if from_source and kernel >= VM_GATE_KERNEL else "cpuid")
+
+
 def _network(profile: Profile) -> str:
     """DHCP when asked, or when there is an SSH server to reach; none otherwise."""
     return profile.network or ("dhcp" if profile.wants_ssh else "none")
@@ -100,6 +113,7 @@ def _image_packages(record: Release, profile: Profile) -> list[str]:
     names = [*(chosen.kernel if profile.kernel.source == "distro" else ()), *chosen.base, *chosen.efi_bootloader,
              *chosen.bios_bootloader, *chosen.xfs, *chosen.devdax]
     names += chosen.pmdk if profile.pmdk else ()
+    names += chosen.cxl if profile.pmem_backend == "cxl" else ()
     names += chosen.cloud_init if profile.cloud_init else ()
     names += chosen.ssh if profile.wants_ssh else ()
     names += chosen.network if _network(profile) == "dhcp" else ()
@@ -168,6 +182,7 @@ def make_plan(profile: Profile, filename: str = "<profile>", source: Optional[So
         kernel_fragments=[f.name for f in chosen], kernel_options=required_options(chosen), kernel_cmdline=cmdline,
         memory=profile.vm.memory, cpus=profile.vm.cpus, machine=profile.vm.machine, firmware=profile.vm.firmware,
         bios_bootloader=bios, pmem_backend=profile.pmem_backend, regions=regions,
+        cxl=_planned_cxl(profile, from_source, kernel),
         pmem_modules=list(backend.modules),
         packages=packages, build_packages=build_packages,
         locked_packages=list(lock.packages) if lock else [],

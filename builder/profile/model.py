@@ -89,9 +89,24 @@ class Vm(StrictModel):
     firmware: Literal["bios", "uefi"] = Field("bios", description="SeaBIOS + GRUB, or OVMF + GRUB.")
 
 
+class Cxl(StrictModel):
+    """cxl backend: the CXL topology QEMU builds. Each region is one fixed memory window (the host's address
+    range for it) over interleave_ways type-3 devices, each on a root port of its own; the root ports are
+    spread over the host bridges in turn (device k of a region sits behind host bridge k mod host_bridges)."""
+
+    host_bridges: int = Field(1, ge=1, le=4, strict=True, description=(
+        "CXL host bridges (QEMU pxb-cxl); a region interleaves across them when its devices sit behind more "
+        "than one."))
+    interleave_ways: Literal[1, 2, 4] = Field(1, description=(
+        "Devices per region; its size is split evenly over them (each a multiple of 256M)."))
+    interleave_granularity: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = Field(4096, description=(
+        "Bytes: how much of a region lies on one device before the next one's turn (cxl create-region -g)."))
+
+
 class PmemRegion(StrictModel):
     """One pmem region. memmap backend: size + offset, or memmap SIZE!OFFSET; nvdimm backend: size and
-    label_size (QEMU places the NVDIMM, so there is no offset); virtio-pmem backend: size, mode fsdax."""
+    label_size (QEMU places the NVDIMM, so there is no offset); virtio-pmem backend: size, mode fsdax; cxl
+    backend: size and label_size (each device's label storage area)."""
 
     size: Optional[Size] = Field(None, description="Region size, e.g. 1G.")
     offset: Optional[Size] = Field(None, description="Physical start address, e.g. 4G.")
@@ -99,7 +114,8 @@ class PmemRegion(StrictModel):
         None, pattern=MEMMAP_PATTERN, description="The kernel's own form SIZE!OFFSET, e.g. 1G!4G."
     )
     label_size: Optional[Size] = Field(None, description=(
-        "nvdimm backend: the NVDIMM's label area (>= 128K, default 128K), where its namespaces are kept."))
+        "nvdimm, cxl backends: the label area (>= 128K, default 128K) of each NVDIMM or CXL device, where its "
+        "namespaces are kept."))
     mode: Literal["fsdax", "devdax", "sector", "raw"] = Field("fsdax", description=(
         "Namespace mode, set with ndctl at boot: fsdax (/dev/pmemN, DAX filesystems), devdax (/dev/daxN.0, "
         "no filesystem), sector (BTT /dev/pmemNs, no DAX), raw (/dev/pmemN without struct pages, no DAX)."))
@@ -162,11 +178,14 @@ class Profile(StrictModel):
     distribution: Distribution
     kernel: Kernel = Field(default_factory=Kernel)
     vm: Vm = Field(default_factory=Vm)
-    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem"] = Field("memmap", description=(
+    pmem_backend: Literal["memmap", "nvdimm", "virtio-pmem", "cxl"] = Field("memmap", description=(
         "memmap: memmap= turns guest RAM into pmem (any VM or bare metal; lost at power-off); nvdimm: QEMU "
         "vNVDIMMs backed by host files, with labels and namespaces, surviving power-off (QEMU/libvirt labs); "
         "virtio-pmem: paravirtual pmem backed by host files (QEMU, Cloud Hypervisor, Firecracker, Kata), "
-        "fsdax only, flushed by fsync/msync: MAP_SYNC is refused."))
+        "fsdax only, flushed by fsync/msync: MAP_SYNC is refused; cxl: CXL type-3 memory devices with persistent "
+        "capacity backed by host files, a region made on them at every boot (QEMU on x86 q35)."))
+    cxl: Optional[Cxl] = Field(None, description="cxl backend: host bridges and interleave (default: one host "
+                                                  "bridge, one device per region).")
     pmem: list[PmemRegion] = Field(min_length=1, max_length=16, description="Emulated pmem regions.")
     users: list[User] = Field(default_factory=list, max_length=64, description="Login users; none by default.")
     root: Root = Field(default_factory=Root, description="Root stays locked unless it gets SSH keys here.")

@@ -20,10 +20,13 @@ def option_value(path: Path | str) -> str:
     return str(path).replace(",", ",,")
 
 
-def disk_arguments(disk: Path, disk_format: str, bus: str) -> list[str]:
+def disk_arguments(disk: Path, disk_format: str, bus: str, pci_bus: Optional[str] = None) -> list[str]:
     """The root disk on a platform's bus: virtio (KVM clouds), pvscsi (VMware), ahci (Hyper-V Gen1-style,
-    Azure), nvme (GCE, AWS Nitro), virtio-scsi (GCE's SCSI interface)."""
+    Azure), nvme (GCE, AWS Nitro), virtio-scsi (GCE's SCSI interface). pci_bus: the PCI bus it must be on (a
+    backend whose bridges would otherwise get it)."""
     drive = f"file={option_value(disk)},format={disk_format}"
+    if bus == "virtio" and pci_bus:
+        return ["-drive", f"{drive},if=none,id=root", "-device", f"virtio-blk-pci,drive=root,bus={pci_bus}"]
     if bus == "virtio":
         return ["-drive", f"{drive},if=virtio"]
     controller = {"pvscsi": ["-device", "pvscsi,id=pvscsi0", "-device", "scsi-hd,drive=root,bus=pvscsi0.0,bootindex=0"],
@@ -73,15 +76,16 @@ def machine_arguments(plan: Plan, disk: Path, accel: str, ovmf_vars: Optional[Pa
     backend = backend_for(plan.pmem_backend)
     argv = ["qemu-system-x86_64", "-machine", plan.machine + backend.machine_options(plan),
             "-m", backend.memory_argument(plan), "-smp", str(plan.cpus)]
+    features = backend.cpu_features(plan)
     if accel == "kvm":
-        argv += ["-accel", "kvm", "-cpu", "host"]
+        argv += ["-accel", "kvm", "-cpu", "host" + features]
     else:
-        argv += ["-accel", "tcg,thread=multi", "-cpu", "max"]  # max: CLWB/CLFLUSHOPT visible to the guest
+        argv += ["-accel", "tcg,thread=multi", "-cpu", "max" + features]  # max: CLWB/CLFLUSHOPT visible to the guest
     if plan.firmware == "uefi" and firmware:
         argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={option_value(OVMF_CODE)}",
                  "-drive", f"if=pflash,format=raw,unit=1,file={option_value(ovmf_vars or OVMF_VARS.name)}"]
     argv += backend.qemu_arguments(plan, state)
-    return argv + [*disk_arguments(disk, disk_format, bus), "-display", "none"]
+    return argv + [*disk_arguments(disk, disk_format, bus, backend.pci_bus), "-display", "none"]
 
 
 def launch_argv(plan: Plan, ssh_port: int = 2222) -> list[str]:
@@ -102,7 +106,7 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
         f"pmem-image {plan.name}: its pmem regions ({describe_regions(plan)}) "
         f"assume exactly this machine type and memory")
     backend = backend_for(plan.pmem_backend)
-    state_files = backend.state_files(plan)
+    state_files = backend.state_files(plan) if backend.libvirt_model else []   # libvirt's memory devices
     if state_files:
         ET.SubElement(domain, "maxMemory", slots=str(len(state_files)), unit="KiB").text = \
             str(backend.max_memory(plan) // 1024)
@@ -115,6 +119,8 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
     cpu = ET.SubElement(domain, "cpu", mode="host-passthrough")
+    if backend.cpu_features(plan) == ",-hypervisor":     # the cxl backend's VM gate
+        ET.SubElement(cpu, "feature", policy="disable", name="hypervisor")
     if state_files:
         numa = ET.SubElement(cpu, "numa")
         ET.SubElement(numa, "cell", id="0", cpus=f"0-{plan.cpus - 1}", memory=str(plan.memory // MIB), unit="MiB")
@@ -138,5 +144,20 @@ def libvirt_domain(plan: Plan, image: Path) -> str:
         if backend.labelled:   # libvirt gives virtio-pmem no NUMA node (it is a PCI device) and no labels
             ET.SubElement(target, "node").text = "0"
             ET.SubElement(ET.SubElement(target, "label"), "size", unit="KiB").text = str((region.label_size or 0) // 1024)
+    if plan.pmem_backend == "cxl":
+        _qemu_passthrough(domain, plan, pmem_state_dir(image.parent.parent, plan))
     ET.indent(domain)
     return ET.tostring(domain, encoding="unicode") + "\n"
+
+
+QEMU_NAMESPACE = "http://libvirt.org/schemas/domain/qemu/1.0"
+ET.register_namespace("qemu", QEMU_NAMESPACE)
+
+
+def _qemu_passthrough(domain: ET.Element, plan: Plan, state: Path) -> None:
+    """libvirt has no CXL model in the versions here: its documented QEMU command-line passthrough carries the
+    topology (QEMU merges the second -machine into libvirt's own)."""
+    backend = backend_for(plan.pmem_backend)
+    commandline = ET.SubElement(domain, f"{{{QEMU_NAMESPACE}}}commandline")
+    for value in ["-machine", backend.machine_options(plan).lstrip(","), *backend.qemu_arguments(plan, state)]:
+        ET.SubElement(commandline, f"{{{QEMU_NAMESPACE}}}arg", value=value)

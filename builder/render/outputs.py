@@ -12,6 +12,8 @@ from typing import Callable
 import jinja2
 
 from ..native import FLUSH_TEST_CFLAGS, PMDK_CHECK_LIBS, flush_test_source, pmdk_check_source
+from ..plan.backends import backend_for
+from ..plan.backends.cxl import devices as cxl_devices
 from ..plan.model import Plan
 from .escaping import mkosi_value, plain_field, shell, shell_checked, shell_words
 
@@ -29,6 +31,10 @@ def _always(plan: Plan) -> bool:
 
 def _has_mkfs(plan: Plan) -> bool:
     return any(region.mkfs for region in plan.regions)
+
+
+def _has_cxl(plan: Plan) -> bool:
+    return plan.pmem_backend == "cxl"
 
 
 def _reconfigures_namespaces(plan: Plan) -> bool:
@@ -117,6 +123,10 @@ _OUTPUTS = (
             executable=True),
     _Output("pmem-layout-guard.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-layout-guard.service",
             plain_field),
+    _Output("pmem-cxl-regions.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-cxl-regions", shell_checked,
+            executable=True, wanted=_has_cxl),
+    _Output("pmem-cxl-regions.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-cxl-regions.service", plain_field,
+            wanted=_has_cxl),
     _Output("pmem-namespaces.sh.j2", f"{_EXTRA}/usr/lib/pmem-image/pmem-namespaces", shell_checked,
             executable=True, wanted=_reconfigures_namespaces),
     _Output("pmem-namespaces.service.j2", f"{_EXTRA}/usr/lib/systemd/system/pmem-namespaces.service", plain_field,
@@ -167,6 +177,8 @@ def _environment(finalize: Callable[[object], str]) -> jinja2.Environment:
 def render(plan: Plan) -> dict[str, RenderedFile]:
     """The whole mkosi project for a plan; byte-identical for an identical plan."""
     context = {"plan": plan, "regions": plan.regions, "reconfigures": _reconfigures_namespaces(plan),
+               "cxl_devices": cxl_devices(plan) if plan.cxl else [],
+               "proof_store_size": backend_for(plan.pmem_backend).proof_store_size,
                "cmdline": plan.kernel_cmdline,
                "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS,
                "pmdk_libs": PMDK_CHECK_LIBS, "pins": {p.name: f"={p.version}" for p in plan.locked_packages}}

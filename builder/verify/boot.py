@@ -159,7 +159,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
     port = free_port() if user else 0
-    seed = seed_arguments(make_seed(work, plan, public, runner)) if cloud_init and not runner.dry_run else []
+    seed = seed_arguments(make_seed(work, plan, public, runner), backend_for(plan.pmem_backend).pci_bus) if cloud_init and not runner.dry_run else []
     first, first_seconds, exited_by_itself = None, 0.0, False
     if power_cycle:
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")

@@ -5,6 +5,7 @@ provisioning does not run again."""
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from ..plan.model import Plan
 from ..runner import Runner
@@ -39,8 +40,11 @@ def make_seed(work: Path, plan: Plan, public_key: str, runner: Runner) -> Path:
     return seed
 
 
-def seed_arguments(seed: Path) -> list[str]:
-    return ["-drive", f"file={option_value(seed)},format=raw,if=virtio,readonly=on"]
+def seed_arguments(seed: Path, pci_bus: Optional[str] = None) -> list[str]:
+    drive = f"file={option_value(seed)},format=raw,readonly=on"
+    if pci_bus:     # the backend's PCI bridges would get it otherwise (cxl)
+        return ["-drive", f"{drive},if=none,id=seed", "-device", f"virtio-blk-pci,drive=seed,bus={pci_bus}"]
+    return ["-drive", f"{drive},if=virtio"]
 
 
 def _ssh(port: int, key: Path, command: str, runner: Runner):

@@ -8,6 +8,7 @@ from typing import Optional
 from ..knowledge.kconfig import lost_options
 from ..plan.backends import ProofExpectations, backend_for
 from ..plan.model import Plan, PlannedRegion
+from .cxl_proof import cxl_checks
 from .modes_proof import mode_checks, namespace_check
 from .persistence_proof import warm_reboot_checks
 from .result import Check
@@ -111,7 +112,8 @@ def _kernel_checks(plan: Plan, report: dict, kernel_release: str) -> list[Check]
 
 
 # The row naming the regions QEMU placed, by the nd bus provider their backend registers.
-_PLACED = {"ACPI.NFIT": ("ACPI NFIT NVDIMM regions", "NVDIMM"), "virtio-pmem": ("virtio-pmem regions", "virtio-pmem")}
+_PLACED = {"ACPI.NFIT": ("ACPI NFIT NVDIMM regions", "NVDIMM"), "virtio-pmem": ("virtio-pmem regions", "virtio-pmem"),
+           "CXL": ("CXL nd regions", "CXL")}
 
 
 def placed_regions(plan: Plan, report: dict, provider: str) -> tuple[Check, list[PlannedRegion]]:
@@ -149,6 +151,8 @@ def judge(plan: Plan, report: Optional[dict], kernel_release: str = "", warm_reb
         checks.append(Check(f"cmdline {argument}", tokens.count(argument) == 1,
                             f"{argument} appears {tokens.count(argument)} time(s) in /proc/cmdline"))
     regions = plan.regions
+    if plan.pmem_backend == "cxl":
+        checks.extend(cxl_checks(plan, report))
     if expect.provider:
         found, regions = placed_regions(plan, report, expect.provider)
         checks.append(found)

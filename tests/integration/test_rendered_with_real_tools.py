@@ -164,7 +164,7 @@ def test_access_fields_render_what_mkosi_and_shellcheck_accept(tmp_path):
     subprocess.run(["shellcheck", "-s", "sh", str(tmp_path / "tree" / "mkosi.postinst.chroot")], check=True)
 
 
-@pytest.mark.parametrize("name", ["default", "debian-xfs-uefi", "trixie", "nvdimm-lab", "virtio-pmem"])
+@pytest.mark.parametrize("name", ["default", "debian-xfs-uefi", "trixie", "nvdimm-lab", "virtio-pmem", "cxl-lab"])
 def test_libvirt_domain_validates(tmp_path, name):
     """The launch contract as a libvirt domain: libvirt's own schema accepts it (virt-xml-validate)."""
     from builder.render.launch import libvirt_domain

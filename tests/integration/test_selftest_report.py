@@ -19,7 +19,7 @@ RS, US = "\x1e", "\x1f"
 REPORT_KEYS = {"format", "kernel_release", "cmdline", "root_source", "iomem_pmem", "e820_user_pmem", "dax_messages",
                "devices", "ndctl_namespaces", "namespace_setup", "dax_devices", "mounts", "kernel_config",
                "kernel_config_source", "iomem_kernel", "initrd", "warm_reboot", "power_cycle", "seeded", "regions",
-               "nfit_table", "failed_units", "mounts_at_end"}
+               "nfit_table", "failed_units", "mounts_at_end", "cxl"}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,15 @@ def test_the_seeding_boot_reports_what_it_wrote(scripts, tmp_path):
     report = assemble(scripts, tmp_path, seeded=record("/mnt/pmem0", "ok", "ok") + record("/mnt/pmem1", "failed", "none"))
     assert report["seeded"] == [{"mountpoint": "/mnt/pmem0", "seed": "ok", "pool": "ok"},
                                 {"mountpoint": "/mnt/pmem1", "seed": "failed", "pool": None}]
+
+
+def test_cxl_listings_become_arrays_whatever_cxl_list_printed(scripts, tmp_path):
+    """cxl list prints a lone object without its array and nothing at all when there is nothing: the report has
+    arrays either way, and no cxl key's content where the image has no cxl tool."""
+    report = assemble(scripts, tmp_path, memdevs='{"memdev": "mem0", "serial": 1}\n', ports="",
+                      decoders='[{"decoder": "decoder0.0"}, {"decoder": "decoder0.1"}]', cxl_regions="not json",
+                      cxl_setup='[{"number": 0, "action": "committed"}]')
+    assert report["cxl"] == {"memdevs": [{"memdev": "mem0", "serial": 1}], "ports": [],
+                             "root_decoders": [{"decoder": "decoder0.0"}, {"decoder": "decoder0.1"}], "regions": [],
+                             "setup": [{"number": 0, "action": "committed"}]}
+    assert assemble(scripts, tmp_path)["cxl"] is None

@@ -80,7 +80,8 @@ def test_schema_is_json_schema_with_all_keys(capsys):
     schema = json.loads(out)
     assert code == 0 and set(schema["properties"]) == {
         "name", "description", "distribution", "kernel", "vm", "pmem", "users", "root", "packages", "extra_trees",
-        "ssh", "network", "disk", "console_autologin", "pmdk", "formats", "cloud_init", "pmem_backend", "mirror"}
+        "ssh", "network", "disk", "console_autologin", "pmdk", "formats", "cloud_init", "pmem_backend", "mirror",
+            "cxl"}
     assert schema["$defs"]["User"]["additionalProperties"] is False
     assert schema["$defs"]["PmemRegion"]["additionalProperties"] is False
 

@@ -18,9 +18,9 @@ def test_valid_profiles_plan(path: Path):
     assert plan.regions
     if plan.pmem_backend == "memmap":
         assert all(f"memmap={r.memmap}" in plan.kernel_cmdline for r in plan.regions)
-    else:   # NVDIMMs are described by the firmware, virtio-pmem devices found on PCI, not on the command line
+    else:   # NVDIMMs are described by the firmware, virtio-pmem and CXL devices found on PCI, not on the command line
         assert not any(a.startswith("memmap=") for a in plan.kernel_cmdline)
-        assert all(bool(r.label_size) == (plan.pmem_backend == "nvdimm") for r in plan.regions)
+        assert all(bool(r.label_size) == (plan.pmem_backend in ("nvdimm", "cxl")) for r in plan.regions)
     # Each valid fixture says what its plan must show ('# expect:' lines against `pmem-image plan`).
     shown = plan_text(plan, str(path))
     wanted = expectations(path)

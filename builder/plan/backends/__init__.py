@@ -1,8 +1,9 @@
 """pmem backends: how a plan's regions become pmem in the guest. Each backend owns its checks, its
 kernel arguments, its QEMU arguments, its Kconfig fragments ('# applies: backend=NAME') and what the
 boot proof must expect: memmap= (legacy e820 pmem carved from RAM), nvdimm (QEMU vNVDIMMs backed by host
-files, with labels) and virtio-pmem (paravirtual pmem backed by host files, flushed by a request to the
-host, so without MAP_SYNC). Each is a module here."""
+files, with labels), virtio-pmem (paravirtual pmem backed by host files, flushed by a request to the
+host, so without MAP_SYNC) and cxl (CXL type-3 devices with persistent capacity in host files, a region
+committed at every boot). Each is a module here."""
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -44,6 +45,13 @@ class PmemBackend(ABC):
     device_words: str = ""             # what the guest is given, for descriptions ("NVDIMM")
     libvirt_model: Optional[str] = None   # libvirt's <memory model=...> for a region
     kernel_options: tuple[str, ...] = ()  # guest kernel options without which the regions do not appear
+    labels_made_by_ndctl: bool = False    # labelled: create-namespace writes an empty label area (no init-labels)
+    pci_bus: Optional[str] = None         # where the disk and other PCI devices must go (None: QEMU's choice)
+    proof_store_size: str = "4M"          # what the proof's flush test stores per method
+
+    def cpu_features(self, plan: "Plan") -> str:
+        """Appended to -cpu MODEL."""
+        return ""
 
     def machine_options(self, plan: "Plan") -> str:
         """Appended to -machine TYPE."""
@@ -92,4 +100,4 @@ def backend_for(name: str) -> PmemBackend:
     return _BACKENDS[name]
 
 
-from . import memmap, memory_devices, nvdimm, virtio_pmem  # noqa: E402,F401  (register themselves; their checks register with plan.checks)
+from . import cxl, memmap, memory_devices, nvdimm, virtio_pmem  # noqa: E402,F401  (register themselves; their checks register with plan.checks)

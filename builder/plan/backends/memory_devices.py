@@ -12,6 +12,7 @@ from ..checks import CheckContext, check, multiples_near
 from . import backend_for
 
 BACKENDS = ("nvdimm", "virtio-pmem")
+FILE_BACKED = (*BACKENDS, "cxl")       # regions QEMU places, in host files: also CXL devices (PCI, not memory slots)
 # TCG's -cpu max has 40 physical address bits; QEMU puts memory devices above RAM with 1 GiB of slack per slot.
 ADDRESS_SPACE = 1 * TIB
 
@@ -25,7 +26,7 @@ def _a_device(ctx: CheckContext) -> str:
     return f"{'an' if words.startswith('NVDIMM') else 'a'} {words}"
 
 
-@check(backend=BACKENDS)
+@check(backend=FILE_BACKED)
 def check_regions_unplaced(ctx: CheckContext) -> Iterable[Problem]:
     for index, region in enumerate(ctx.profile.pmem):
         if region.offset is not None:
@@ -57,7 +58,7 @@ def check_address_space(ctx: CheckContext) -> Iterable[Problem]:
                       f"shrink the {_device(ctx)}s or the RAM")
 
 
-@check(backend=BACKENDS)
+@check(backend=FILE_BACKED)
 def check_kernel_keeps_backend(ctx: CheckContext) -> Iterable[Problem]:
     """The fragments a profile names come last and win: one that turns the backend's driver off leaves no pmem."""
     needed = backend_for(ctx.backend).kernel_options
@@ -70,7 +71,7 @@ def check_kernel_keeps_backend(ctx: CheckContext) -> Iterable[Problem]:
                               f"{_device(ctx)}", "drop that line from the fragment, or use pmem_backend: memmap")
 
 
-@check(backend=BACKENDS)
+@check(backend=FILE_BACKED)
 def check_templates_have_devices(ctx: CheckContext) -> Iterable[Problem]:
     """Cloud platforms give a VM no emulated memory devices: a template for them would boot without its pmem."""
     for index, name in enumerate(ctx.profile.formats):

@@ -31,6 +31,9 @@ def namespaces:
   | map(. + (($sysfs[.dev | tostring] // ["", ""]) as $found
              | {resource: ($found[0] | nonempty), raw_size: ($found[1] | number)}));
 
+# listing: a cxl list answer as an array (it prints a lone object bare, and nothing when there is nothing).
+def listing: if . == "" then [] else (try fromjson catch null) | if type == "array" then . elif . == null then [] else [.] end end;
+
 {format: 1, kernel_release: $kernel, cmdline: $cmdline, root_source: $root_source,
  iomem_pmem: ($iomem | lines), e820_user_pmem: ($e820 | lines), dax_messages: ($dax_messages | lines),
  devices: ($devices | records | map({name: .[0], size: ((.[1] | tonumber) * 512), namespace: .[2],
@@ -53,4 +56,7 @@ def namespaces:
                                                                  pool: (if .[2] == "none" then null else .[2] end)})) end),
  regions: ($regions | records | map({dev: .[0], provider: .[1], resource: .[2], size: (.[3] | number),
                                      dimms: (.[4] | lines)})),
+ cxl: (if $memdevs == "" and $cxl_setup == "" then null else
+        {memdevs: ($memdevs | listing), ports: ($ports | listing), root_decoders: ($decoders | listing),
+         regions: ($cxl_regions | listing), setup: ($cxl_setup | listing)} end),
  nfit_table: ($nfit == "true"), failed_units: ($failed_units | lines), mounts_at_end: ($mounts_at_end | lines)}
