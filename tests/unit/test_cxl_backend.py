@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.plan.backends.cxl import devices
+from builder.profile.errors import ProfileError
 from builder.render.launch import QEMU_NAMESPACE, libvirt_domain, machine_arguments
 from builder.render.outputs import render
 from builder.verify.proof import judge
@@ -127,3 +128,8 @@ def test_the_manifest_names_every_device_with_its_place_serial_and_files():
         "device": "/dev/dax1.0", "window": 1, "position": 1, "host_bridge": 1, "root_port": 2, "serial": 6,
         "state_file": "state/cxl5.img", "size": 512 << 20, "label_file": "state/cxl5-labels.img",
         "label_size": 128 << 10}
+
+
+def test_windows_beyond_the_guest_address_space_are_refused():
+    with pytest.raises(ProfileError, match="beyond the 1T of guest physical addresses"):
+        plan_of_text(INTERLEAVED.replace("size: 1G", "size: 1020G"))

@@ -13,8 +13,9 @@ from typing import Iterable
 from ...knowledge.kernels import format_version, parse_version
 from ...knowledge.namespaces import DEFAULT_LABEL_SIZE
 from ...profile.errors import Problem
-from ...profile.sizes import MIB, format_size
+from ...profile.sizes import GIB, MIB, format_size
 from ..checks import CheckContext, check, multiples_near
+from .memory_devices import ADDRESS_SPACE
 from . import PmemBackend, ProofExpectations, StateFile, register
 
 NAME = "cxl"
@@ -160,6 +161,18 @@ def check_cxl_sizes(ctx: CheckContext) -> Iterable[Problem]:
             yield Problem(("pmem", index, "size"), f"size {format_size(region.size)} is not a multiple of "
                           f"{format_size(unit)}: a CXL device's capacity is whole 256M units{over}",
                           f"use {multiples_near(region.size, unit)}")
+
+
+@check(backend=NAME)
+def check_cxl_address_space(ctx: CheckContext) -> Iterable[Problem]:
+    """QEMU puts the windows above the RAM (and its 1G of hotplug slack); -cpu max has 1T of guest physical
+    addresses under TCG."""
+    windows = sum(region.size or 0 for region in ctx.profile.pmem)
+    top = 4 * GIB + ctx.profile.vm.memory + GIB + windows
+    if top > ADDRESS_SPACE:
+        yield Problem(("pmem",), f"RAM {format_size(ctx.profile.vm.memory)} and CXL windows of {format_size(windows)} "
+                      f"reach {format_size(top)}, beyond the 1T of guest physical addresses QEMU's -cpu max has",
+                      "shrink the regions or the RAM")
 
 
 @check(backend=NAME)
