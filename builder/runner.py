@@ -1,6 +1,7 @@
 """The one gate to subprocesses: logs each command line, streams output as timed steps,
 supports --dry-run, and never leaves a child running when we are interrupted."""
 
+import contextlib
 import ctypes
 import os
 import shlex
@@ -50,6 +51,9 @@ class Cancelled(PmemImageError):
     """A command refused because the whole run was interrupted (another thread got Ctrl-C or SIGTERM)."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+Process = subprocess.Popen     # a long-running child spawn() started, for modules that start none themselves
 
 
 def _started(process: subprocess.Popen) -> subprocess.Popen:
@@ -187,18 +191,22 @@ class Runner:
         sys.stdout.flush()
         return subprocess.run(argv).returncode
 
-    def spawn(self, argv: list[str], *, cwd: Optional[Path] = None, quiet: bool = False
-              ) -> Optional[subprocess.Popen]:
+    def spawn(self, argv: list[str], *, cwd: Optional[Path] = None, quiet: bool = False,
+              stderr_log: Optional[Path] = None) -> Optional[subprocess.Popen]:
         """Start a long-running process (QEMU); the caller must stop() it. quiet: neither logged nor
-        its stderr kept (probes)."""
+        its stderr kept (probes). stderr_log: its stderr appended to that file (why it exited, if it does);
+        without one the stderr is a pipe the caller reads."""
         if not quiet:
             self.say(f"$ {shlex.join(argv)}")
         if self.dry_run and not quiet:
             return None
         check_cancelled()
-        return _started(subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL if quiet else subprocess.PIPE,
-                                         start_new_session=True, preexec_fn=_dies_with(os.getpid())))
+        with contextlib.ExitStack() as files:
+            stderr = (subprocess.DEVNULL if quiet else
+                      files.enter_context(stderr_log.open("ab")) if stderr_log else subprocess.PIPE)
+            return _started(subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=stderr, start_new_session=True,
+                                             preexec_fn=_dies_with(os.getpid())))
 
 
 def _missing(tool: str) -> PmemImageError:

@@ -6,7 +6,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..build.locks import BuildLock
 from ..build.manifest import read_manifest
@@ -17,10 +17,11 @@ from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
 from .login import login_check, throwaway_key, wants_login
 from .persistence_proof import power_cycle_checks
-from .qemu import copy_ovmf_vars, free_port, kvm_works, make_overlay, prepare_state, qemu_command
+from .qemu import copy_ovmf_vars, kvm_works, make_overlay, prepare_state, qemu_command
 from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check, seed_arguments
 from .templates import boot_disk, root_disk_check
 from .direct_boot import direct_boot_arguments
+from .guest_process import qemu_said, spawn_guest
 
 BOOT_TIMEOUT = {"kvm": 300, "tcg": 900}
 POWEROFF_GRACE = 60
@@ -53,8 +54,11 @@ def _tail(text: str, count: int = 15) -> list[str]:
     return [l for l in text.splitlines() if l.strip()][-count:]
 
 
-def diagnose_missing_report(serial: str, seconds: float, exited: bool) -> Check:
-    """Say why no report came: firmware/GRUB, kernel panic, self-test silent, or a hang."""
+def diagnose_missing_report(serial: str, seconds: float, exited: bool, qemu: Sequence[str] = ()) -> Check:
+    """Say why no report came: QEMU refused to start, firmware/GRUB, kernel panic, self-test silent, or a
+    hang. qemu: the last lines QEMU wrote to stderr."""
+    if exited and qemu and not serial.strip():
+        return Check("boot report", False, f"QEMU exited before the guest ran: {qemu[-1]}", list(qemu))
     if "Linux version" not in serial:
         return Check("boot report", False, "the kernel never started (firmware or GRUB problem)", _tail(serial))
     panic = [l for l in serial.splitlines() if "Kernel panic" in l or "end Kernel panic" in l]
@@ -63,8 +67,8 @@ def diagnose_missing_report(serial: str, seconds: float, exited: bool) -> Check:
     selftest = [l for l in serial.splitlines() if "pmem-selftest" in l or "self-test" in l]
     if "login:" in serial:
         return Check("boot report", False, "the system booted but the self-test wrote no report", selftest or _tail(serial))
-    how = "QEMU exited" if exited else f"no report after {seconds:.0f}s: the boot hangs"
-    return Check("boot report", False, how, _tail(serial))
+    how = f"QEMU exited{': ' + qemu[-1] if qemu else ''}" if exited else f"no report after {seconds:.0f}s: the boot hangs"
+    return Check("boot report", False, how, _tail(serial) + list(qemu))
 
 
 def relevant_lines(serial: str, limit: int = 20) -> list[str]:
@@ -90,12 +94,12 @@ def _await_report(process, serial_log: Path, report_log: Path, started: float, t
     return report
 
 
-def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, timeout: float,
+def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, qemu_log: Path, timeout: float,
                           runner: Runner) -> tuple[Optional[dict], float, bool]:
     """Boot 1 of --power-cycle: the guest reports, seeds its pmem mounts and powers off; QEMU exits. Its logs
     are kept as *-boot1.log. Returns (report, seconds, whether QEMU exited by itself)."""
     started = time.monotonic()
-    process = runner.spawn(argv)
+    process = runner.spawn(argv, stderr_log=qemu_log)
     try:
         report = _await_report(process, serial_log, report_log, started, timeout)
         deadline = time.monotonic() + POWEROFF_GRACE
@@ -105,7 +109,7 @@ def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, t
     finally:
         if process is not None:
             stop(process)
-    for log in (serial_log, report_log):
+    for log in (serial_log, report_log, qemu_log):
         if log.exists():
             log.replace(log.with_name(log.stem + "-boot1.log"))
     return report, time.monotonic() - started, exited
@@ -151,6 +155,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     state = prepare_state(plan, state or work / "state")
     disk, disk_format, bus = boot_disk(plan, directory, work, export_format, runner)
     serial_log, report_log, overlay = work / "serial.log", work / "report.log", work / "overlay.qcow2"
+    qemu_log = work / "qemu.log"      # QEMU's own stderr: why it exited, when it does
     accel = choose_accel(accel, directory, plan, runner)
     timeout = timeout or BOOT_TIMEOUT[accel] * (2 if warm_reboot else 1)
     runner.run(make_overlay(disk, overlay, disk_format))   # the image itself is never written
@@ -158,22 +163,24 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" and not fast else None
     user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
-    port = free_port() if user else 0
     seed = seed_arguments(make_seed(work, plan, public, runner), backend_for(plan.pmem_backend).pci_bus) if cloud_init and not runner.dry_run else []
     first, first_seconds, exited_by_itself = None, 0.0, False
     if power_cycle:
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
         first, first_seconds, exited_by_itself = _first_of_power_cycle(
             qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, bus=bus, state=state,
-                         power_cycle=True, direct=direct), serial_log, report_log, timeout, runner)
+                         power_cycle=True, direct=direct), serial_log, report_log, qemu_log, timeout, runner)
         runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
                    f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
                    "booting the same disk in a new QEMU process")
-    argv = qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
-                        login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle,
-                        direct=direct) + seed
+
+    def argv_for(port: int) -> list[str]:
+        return qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
+                            login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle,
+                            direct=direct) + seed
     started = time.monotonic()
-    process = runner.spawn(argv) if first is not None or not power_cycle else None
+    process, port = (spawn_guest(runner, argv_for, bool(user), qemu_log) if first is not None or not power_cycle
+                     else (None, 0))
     report, login, cloud = None, None, []
     boot_seconds = 0.0
     try:
@@ -190,7 +197,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
                 power_off(port, key, process, runner)
                 stop(process)
                 shutil.copyfile(serial_log, work / "serial-boot1.log")    # the second boot starts the log anew
-                process = runner.spawn(argv)
+                process, port = spawn_guest(runner, argv_for, True, qemu_log)
                 cloud.append(provisioning_check(port, key, runner, 2))
         elif report is not None and process is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; waiting for the guest to power off")
@@ -216,7 +223,9 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
         checks.append(login or Check(f"ssh login as {user}", False, "QEMU exited before the login"))
         checks += cloud
     if report is None:
-        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself)
+        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself,
+                                            qemu_said(qemu_log.with_name("qemu-boot1.log") if power_cycle and first is None
+                                                      else qemu_log))
     else:
         failed = [c for c in checks if not c.passed]
         for check in failed:

@@ -44,8 +44,16 @@ def proven(*args: str, timeout: float = 1800) -> dict:
     """The JSON report of a command that must pass its proof."""
     result = pmem_image(*args, timeout=timeout)
     report = report_of(result)
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    assert result.returncode == 0 and report.get("passed"), failure_of(result, report)
     return report
+
+
+def failure_of(result: subprocess.CompletedProcess, report: dict) -> str:
+    """What a failed command says: its failed proof rows first (a report's tail is guest JSON that names none
+    of them), then stderr; the stdout tail only when there is no report."""
+    failed = [f"{c['name']}: {c['detail']}" for c in report.get("checks", []) if not c.get("passed")]
+    return "\n".join([f"exit {result.returncode}; failed rows ({len(failed)}):", *failed, "stderr:",
+                      result.stderr[-4000:], *([] if report else ["stdout:", result.stdout[-4000:]])])
 
 
 def rows(report: dict) -> dict[str, str]:

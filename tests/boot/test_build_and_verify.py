@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import ENV, OUT, one_build_at_a_time, pmem_image, proven, report_of, rows
+from cli import ENV, OUT, failure_of, one_build_at_a_time, pmem_image, proven, report_of, rows
 from conftest import PMEM_IMAGE, PROFILES, ROOT, debugfs, root_filesystem
 
 # One worker runs this file's tests in order (they share out/test/default), beside the other files' tests.
@@ -301,7 +301,7 @@ def test_memmap_pmem_is_lost_at_power_off_and_verify_says_that_is_expected(tmp_p
         assert pmem_image("build", str(PROFILES / "default.yaml")).returncode == 0
     result = pmem_image("verify", "--power-cycle", "--fast", "--json", "--junit", str(junit), str(OUT / "default"))
     report = report_of(result)
-    assert result.returncode == 0 and report.get("passed"), result.stdout[-6000:] + result.stderr[-4000:]
+    assert result.returncode == 0 and report.get("passed"), failure_of(result, report)
     # The same proof as JUnit: a testcase per row, none failed.
     suite = ET.parse(junit).getroot().find("testsuite[@name='default']")
     assert [c.get("name") for c in suite.findall("testcase")] == [c["name"] for c in report["checks"]]
