@@ -209,7 +209,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
             stop(process)
             overlay.unlink(missing_ok=True)
     if power_cycle and first is None:    # nothing for a second boot to compare with: say why the first failed
-        boot_seconds, serial_log = first_seconds, work / "serial-boot1.log"
+        boot_seconds, serial_log, qemu_log = first_seconds, work / "serial-boot1.log", work / "qemu-boot1.log"
     serial = _read(serial_log)
     release = _built_kernel_release(directory, plan)
     checks = judge(plan, first if power_cycle else report, release, warm_reboot)
@@ -223,9 +223,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
         checks.append(login or Check(f"ssh login as {user}", False, "QEMU exited before the login"))
         checks += cloud
     if report is None:
-        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself,
-                                            qemu_said(qemu_log.with_name("qemu-boot1.log") if power_cycle and first is None
-                                                      else qemu_log))
+        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself, qemu_said(qemu_log))
     else:
         failed = [c for c in checks if not c.passed]
         for check in failed:
