@@ -22,6 +22,8 @@ from ..profile.sizes import round_up
 from ..render.ovf import OVF, ovf_descriptor
 from ..runner import Runner
 from .hashing import sha256_file
+from .mkosi import tools_dir
+from .toolchain import export_tool
 
 GCE_MEMBER = "disk.raw"
 
@@ -30,8 +32,13 @@ class ExportCheckFailed(PmemImageError):
     pass
 
 
+def _tool(name: str) -> str:
+    """The pinned qemu-img, tar or gzip (bootstrap's prefix), so that every host writes the same bytes."""
+    return export_tool(name, tools_dir())
+
+
 def _info(path: Path, runner: Runner, image_format: str) -> dict:
-    return json.loads(runner.capture(["qemu-img", "info", "--output=json", "-f", image_format, str(path)]))
+    return json.loads(runner.capture([_tool("qemu-img"), "info", "--output=json", "-f", image_format, str(path)]))
 
 
 def _expect(condition: bool, path: Path, what: str) -> None:
@@ -53,7 +60,7 @@ def _convert(raw: Path, target: Path, image_format: str, options: tuple[str, ...
         runner.run(["bwrap", "--dev-bind", "/", "/", "--ro-bind", str(stream), "/dev/urandom",
                     "env", "TZ=UTC", "FAKETIME_DONT_FAKE_MONOTONIC=1",
                     "faketime", "-f", when.strftime("%Y-%m-%d %H:%M:%S"),
-                    "qemu-img", "convert", "-f", "raw", "-O", image_format, *options, str(raw), str(target)])
+                    _tool("qemu-img"), "convert", "-f", "raw", "-O", image_format, *options, str(raw), str(target)])
     finally:
         stream.unlink(missing_ok=True)
 
@@ -81,7 +88,7 @@ def _check_container(path: Path, image_format: str, virtual_size: int, runner: R
                 f"{path.stat().st_size} bytes is not a fixed VHD of {virtual_size} (+512)")
         _expect(virtual_size % AZURE_ALIGN == 0, path, "virtual size is not a whole number of MiB (Azure)")
     if image_format in ("qcow2", "vmdk", "vhdx"):
-        result = runner.query(["qemu-img", "check", "-f", image_format, str(path)])
+        result = runner.query([_tool("qemu-img"), "check", "-f", image_format, str(path)])
         _expect(result.returncode == 0, path, f"qemu-img check: {(result.stdout + result.stderr).strip()[-300:]}")
     return info
 
@@ -162,8 +169,12 @@ def _gce(raw: Path, target: Path, scratch: Path, epoch: int, runner: Runner) -> 
     member = scratch / GCE_MEMBER
     os.link(raw, member)            # the same inode under the name GCE wants: no copy, sparseness kept
     # The member's time is SOURCE_DATE_EPOCH and gzip -n stores no time either: two builds give one archive.
-    runner.run(["tar", "--format=oldgnu", "-S", "-cf", str(target), "-I", "gzip -n", "-C", str(scratch),
-                "--owner=0", "--group=0", "--numeric-owner", "--mode=0644", f"--mtime=@{epoch}", GCE_MEMBER])
+    # tar runs the compressor by name: the pinned gzip is found first on its PATH.
+    gzip = Path(_tool("gzip"))
+    path = os.pathsep.join([str(gzip.parent)] * gzip.is_absolute() + [os.environ.get("PATH", os.defpath)])
+    runner.run([_tool("tar"), "--format=oldgnu", "-S", "-cf", str(target), "-I", "gzip -n", "-C", str(scratch),
+                "--owner=0", "--group=0", "--numeric-owner", "--mode=0644", f"--mtime=@{epoch}", GCE_MEMBER],
+               env={**os.environ, "PATH": path})
     return raw.stat().st_size
 
 

@@ -1,6 +1,6 @@
 """What writes an image's bytes besides the plan and the rendered files: the pinned tools in the private
-prefix, the host tools that still take part (qemu-img, tar and gzip for exports, apt and dpkg that mkosi 24.3
-runs to install packages), and pmem-image's own code that renders, builds and exports. The build key and the
+prefix (the exports' qemu-img, tar and gzip among them), the host tools that still take part (apt and dpkg,
+which mkosi 24.3 runs to install packages), and pmem-image's own code that renders, builds and exports. The build key and the
 manifest record all of it, so an output made by other tools or other code never counts as up to date,
 and a binary cache never serves it for this build."""
 
@@ -17,6 +17,9 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 BYTE_WRITING_CODE = ("knowledge", "plan", "render", "build", "native")
 HOST_TOOLS = {"qemu-img": ["qemu-img", "--version"], "apt": ["apt-get", "--version"],
               "dpkg": ["dpkg", "--version"], "tar": ["tar", "--version"], "gzip": ["gzip", "--version"]}
+# bootstrap unpacks the exports' tools (qemu-utils, tar, gzip) into the prefix's exports/, beside bin/, which
+# is mkosi's search path: mkosi's own steps see the tar and gzip they always saw. Without a prefix (the tests'
+# stand-in tools) the host's own are run, and recorded here.
 
 
 def code_sha256(package: Path = _PACKAGE) -> str:
@@ -58,9 +61,17 @@ def _host_tool_version(name: str) -> str:
     return first[0].strip() if first else "unknown"
 
 
+def export_tool(name: str, tools_bin: Path | None) -> str:
+    """The prefix's copy of an export tool when bootstrap unpacked one, else the host's (found on PATH)."""
+    pinned = tools_bin.parent / "exports" / name if tools_bin else None
+    return str(pinned) if pinned is not None and pinned.is_file() else name
+
+
 def toolchain(tools_bin: Path | None) -> dict[str, str]:
-    """Every tool version that can change the bytes: the pinned prefix and the host tools."""
-    return {**pinned_tools(tools_bin), **{name: _host_tool_version(name) for name in HOST_TOOLS}}
+    """Every tool version that can change the bytes: the pinned prefix and the host tools (an export tool
+    the prefix has is recorded by its package's version, and not again as the host's)."""
+    host = [name for name in HOST_TOOLS if export_tool(name, tools_bin) == name]
+    return {**pinned_tools(tools_bin), **{name: _host_tool_version(name) for name in host}}
 
 
 def toolchain_identity(tools_bin: Path | None) -> str:

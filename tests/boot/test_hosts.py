@@ -23,6 +23,10 @@ HOSTS = ROOT / "out" / "hosts"
 SHARED_CACHE = OUT / ".cache"
 ARTIFACTS = ("default.raw", "default.vmlinuz", "default.initrd")
 FIRST_COMMAND = "./pmem-image build --verify --json profiles/default.yaml"
+# Then the templates of that build, one per writer that bootstrap pins: qemu-img (qcow2 compressed, vmdk with its
+# CID, vhd with its footer's time and GUID) and tar + gzip (gce).
+EXPORTS = ("qcow2", "vmdk", "vhd", "gce")
+EXPORT_COMMAND = "./pmem-image export --json " + " ".join(f"--format {f}" for f in EXPORTS) + " out/default"
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +58,15 @@ def _first_command(tree: Path) -> dict:
         # The tree's build takes turns with the other boot-tier worker's on the lock under the shared cache.
         lock = f"PMEM_IMAGE_BUILD_LOCK=/root/pmem-image/out/.cache/{BUILD_LOCK.relative_to(SHARED_CACHE)}"
         result = in_tree(tree, f"cd /root/pmem-image && time {lock} {FIRST_COMMAND}", 2400)
+        exported = in_tree(tree, f"cd /root/pmem-image && time {EXPORT_COMMAND}", 1200) if result.returncode == 0 else None
         manifest_path = checkout / "out" / "default" / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
     return {"rc": result.returncode, "report": report, "stderr": result.stderr[-4000:],
             "pending": pending.stdout.strip(),
             "sha256": {f["name"]: f["sha256"] for f in manifest.get("files", []) if f["name"] in ARTIFACTS},
+            "exports": {a["format"]: a["sha256"] for a in manifest.get("artifacts", [])},
+            "export_log": exported.stderr[-3000:] if exported else "not run: the first command failed",
             "toolchain": manifest.get("toolchain", {})}
 
 
@@ -81,6 +88,18 @@ def test_a_fresh_debian_12_has_updates_pending_and_bootstrap_takes_them(host_run
 def test_both_hosts_write_the_same_bytes_with_the_same_pinned_tools(host_runs):
     bookworm, trixie = host_runs["bookworm"], host_runs["trixie"]
     assert bookworm["sha256"] and bookworm["sha256"] == trixie["sha256"]
-    pinned = ("mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools", "cpio", "zstd")
+    pinned = ("mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools", "cpio", "zstd", "qemu-utils", "tar", "gzip")
     assert all(bookworm["toolchain"].get(p) == trixie["toolchain"].get(p) is not None for p in pinned)
     assert bookworm["toolchain"]["apt"] != trixie["toolchain"]["apt"]      # really two hosts
+    print(f"\nboth hosts: {bookworm['sha256']}")
+
+
+def test_both_hosts_export_the_same_templates_with_the_pinned_qemu_img_tar_and_gzip(host_runs):
+    """The templates are bytes the user publishes: the same on either host, written by the prefix's qemu-img,
+    tar and gzip (bookworm's own qemu-img is 7.2 and trixie's 10.0; tar 1.34 and 1.35)."""
+    bookworm, trixie = host_runs["bookworm"], host_runs["trixie"]
+    for run in (bookworm, trixie):
+        assert set(run["exports"]) == set(EXPORTS), run["export_log"]
+        assert "qemu-img" not in run["toolchain"] and run["toolchain"]["tar"] == "1.34+dfsg-1.2+deb12u1"   # not the host's
+    assert bookworm["exports"] == trixie["exports"], (bookworm["export_log"], trixie["export_log"])
+    print(f"\nboth hosts' exports: {bookworm['exports']}")

@@ -118,29 +118,34 @@ def test_bootstrap_takes_the_pending_updates_of_the_hosts_own_release(tmp_path):
     assert "packages still missing" in result.stderr
 
 
+def _bootstrap_text() -> str:
+    """scripts/bootstrap without its comments (those inside the arrays say why, in words and parentheses)."""
+    return "\n".join(line.split("#", 1)[0] for line in (ROOT / "scripts" / "bootstrap").read_text().splitlines())
+
+
 def test_bootstrap_never_installs_mkosi_or_systemd_and_pins_every_byte_writing_tool():
     """QEMU comes from apt (bookworm-backports on bookworm, trixie itself on trixie); mkosi 24.3 (whose
     package depends on systemd >= 254) and the tools that write image bytes are unpacked into .tools/ at
     exact versions, never installed with apt."""
-    text = (ROOT / "scripts" / "bootstrap").read_text()
+    text = _bootstrap_text()
     qemu = text.split("QEMU_PACKAGES=(", 1)[1].split(")", 1)[0].split()
     main = text.split("MAIN_PACKAGES=(", 1)[1].split("\n  docker-registry)", 1)[0].split()
     pins = dict(p.split("=", 1) for p in text.split("TOOL_PINS=(", 1)[1].split(")", 1)[0].split())
     assert qemu == ["qemu-system-x86", "qemu-utils"]
     assert not {"mkosi", "systemd", "systemd-container", "systemd-boot", "e2fsprogs"} & set(main)
-    assert {"mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools"} <= set(pins)
+    assert {"mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools", "qemu-utils", "tar", "gzip"} <= set(pins)
     assert all(version[0].isdigit() for version in pins.values()), pins
 
 
 def test_the_unpacked_toolchain_is_the_pinned_one():
     """.tools/versions.tsv (what bootstrap unpacked, read from the packages themselves) holds exactly TOOL_PINS,
     and beside them the tools' libraries, so nothing but glibc comes from the host."""
-    text = (ROOT / "scripts" / "bootstrap").read_text()
+    text = _bootstrap_text()
     pins = {tuple(p.split("=", 1)) for p in text.split("TOOL_PINS=(", 1)[1].split(")", 1)[0].split()}
     libraries = set(text.split("TOOL_LIBRARIES=(", 1)[1].split(")", 1)[0].split())
     unpacked = {tuple(line.split("\t")) for line in (ROOT / ".tools" / "versions.tsv").read_text().splitlines()}
     assert pins <= unpacked and {name for name, _ in unpacked - pins} == libraries
-    for binary in ("systemd-repart", "mke2fs.bin", "systemd-tmpfiles"):
-        linked = subprocess.run(["ldd", str(ROOT / ".tools" / "bin" / binary)], capture_output=True, text=True).stdout
+    for binary in ("bin/systemd-repart", "bin/mke2fs.bin", "bin/systemd-tmpfiles", "exports/qemu-img", "exports/tar"):
+        linked = subprocess.run(["ldd", str(ROOT / ".tools" / binary)], capture_output=True, text=True).stdout
         from_host = [line.split()[0] for line in linked.splitlines() if "=>" in line and str(ROOT / ".tools") not in line]
         assert set(from_host) <= {"libc.so.6", "libm.so.6"}, (binary, from_host)

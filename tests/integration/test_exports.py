@@ -14,7 +14,7 @@ from builder.build import exports
 from builder.build.manifest import PACKER_MANIFEST, add_artifact, read_manifest, write_listings
 from builder.knowledge.formats import FORMATS, boot_bus
 from builder.runner import Runner
-from conftest import PROFILES, plan_of_file
+from conftest import PROFILES, ROOT, plan_of_file
 
 pytestmark = pytest.mark.integration
 MIB = 1 << 20
@@ -140,7 +140,7 @@ def test_ova_takes_the_vmdk_export_of_the_same_build_as_it_is(tmp_path, plan):
     with tarfile.open(tmp_path / "default.ova") as archive:
         inner = archive.extractfile("default.vmdk").read()
     assert hashlib.sha256(inner).hexdigest() == vmdk["sha256"]
-    assert runner.out.getvalue().count(" qemu-img convert ") == 1       # the ova made no second conversion
+    assert runner.out.getvalue().count("qemu-img convert ") == 1       # the ova made no second conversion
 
 
 def test_sha256sums_cover_the_metadata_files_too(tmp_path, plan):
@@ -233,4 +233,7 @@ def test_all_exports_two_at_a_time_equal_one_at_a_time(tmp_path, plan):
     entries = exports.export_all(several, fake_raw(directory, 64 * MIB), directory, runner)
     assert [e["format"] for e in entries] == wanted
     assert {e["format"]: e["sha256"] for e in entries} == one_by_one
-    assert runner.out.getvalue().count(" qemu-img convert ") == 4
+    assert runner.out.getvalue().count("qemu-img convert ") == 4
+    # bootstrap's pinned writers, not the host's: the same qemu-img, tar and gzip on every host
+    prefix = ROOT / ".tools" / "exports"
+    assert all(f"{prefix / tool} " in runner.out.getvalue() for tool in ("qemu-img", "tar")), runner.out.getvalue()

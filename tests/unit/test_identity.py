@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from builder.build.pipeline import build_key
-from builder.build.toolchain import code_sha256, pinned_tools, toolchain_identity
+from builder.build.toolchain import code_sha256, export_tool, pinned_tools, toolchain, toolchain_identity
 from builder.knowledge.host import AptMirror
 from builder.render.outputs import render
 from conftest import PROFILES, plan_of_file, plan_of_text
@@ -120,3 +120,18 @@ def test_a_pinned_tool_version_is_in_the_build_key_and_a_description_is_not(tmp_
                                "pmem:\n  - {size: 1G, offset: 4G}\n")
         keys.add(build_key(plan, render(plan), "24.3", "", tools_line))
     assert len(keys) == 2          # the description changed nothing; the tool version did
+
+
+def test_a_pinned_export_tool_is_run_and_recorded_instead_of_the_hosts(tmp_path: Path):
+    """bootstrap's exports/ copy of qemu-img is what exports run and what the identity names (by its package
+    version, not the host's qemu-img); without one the host's qemu-img is run and recorded."""
+    tools = tmp_path / "tools" / "bin"
+    tools.mkdir(parents=True)
+    (tools.parent / "versions.tsv").write_text("mkosi\t24.3-1~bpo12+1\nqemu-utils\t1:10.0.2+ds-2\n")
+    assert export_tool("qemu-img", tools) == "qemu-img" and "qemu-img" in toolchain(tools)
+    (tools.parent / "exports").mkdir()
+    (tools.parent / "exports" / "qemu-img").write_text("#!/bin/sh\n")
+    assert export_tool("qemu-img", tools) == str(tools.parent / "exports" / "qemu-img")
+    recorded = toolchain(tools)
+    assert recorded["qemu-utils"] == "1:10.0.2+ds-2" and "qemu-img" not in recorded and "tar" in recorded
+    assert export_tool("qemu-img", None) == "qemu-img"
