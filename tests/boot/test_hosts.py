@@ -7,6 +7,7 @@ package layers of the boot tier (out/test/.cache), so the packages are downloade
 import json
 import os
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +32,8 @@ EXPORT_COMMAND = "./pmem-image export --json " + " ".join(f"--format {f}" for f 
 
 @pytest.fixture(scope="module")
 def host_runs() -> dict:
-    """release -> (exit code, report, {artifact: sha256}, seconds) of the README's first command there."""
+    """release -> exit code, report, {artifact: sha256}, {export: sha256}, toolchain and the seconds of the
+    README's first command there and of the exports after it."""
     shutil.rmtree(HOSTS, ignore_errors=True)
     runs = {}
 
@@ -57,8 +59,11 @@ def _first_command(tree: Path) -> dict:
         pending = in_tree(tree, "apt-get update -qq && apt-get -s upgrade | grep -c ^Inst || true", 600)
         # The tree's build takes turns with the other boot-tier worker's on the lock under the shared cache.
         lock = f"PMEM_IMAGE_BUILD_LOCK=/root/pmem-image/out/.cache/{BUILD_LOCK.relative_to(SHARED_CACHE)}"
-        result = in_tree(tree, f"cd /root/pmem-image && time {lock} {FIRST_COMMAND}", 2400)
-        exported = in_tree(tree, f"cd /root/pmem-image && time {EXPORT_COMMAND}", 1200) if result.returncode == 0 else None
+        started = time.monotonic()
+        result = in_tree(tree, f"cd /root/pmem-image && {lock} {FIRST_COMMAND}", 2400)
+        built = time.monotonic()
+        exported = in_tree(tree, f"cd /root/pmem-image && {EXPORT_COMMAND}", 1200) if result.returncode == 0 else None
+        seconds = {"first command": round(built - started), "exports": round(time.monotonic() - built)}
         manifest_path = checkout / "out" / "default" / "manifest.json"
         manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     report = json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
@@ -67,7 +72,7 @@ def _first_command(tree: Path) -> dict:
             "sha256": {f["name"]: f["sha256"] for f in manifest.get("files", []) if f["name"] in ARTIFACTS},
             "exports": {a["format"]: a["sha256"] for a in manifest.get("artifacts", [])},
             "export_log": exported.stderr[-3000:] if exported else "not run: the first command failed",
-            "toolchain": manifest.get("toolchain", {})}
+            "toolchain": manifest.get("toolchain", {}), "seconds": seconds}
 
 
 @pytest.mark.parametrize("release", ["bookworm", "trixie"])
@@ -91,7 +96,7 @@ def test_both_hosts_write_the_same_bytes_with_the_same_pinned_tools(host_runs):
     pinned = ("mkosi", "systemd", "e2fsprogs", "dosfstools", "mtools", "cpio", "zstd", "qemu-utils", "tar", "gzip")
     assert all(bookworm["toolchain"].get(p) == trixie["toolchain"].get(p) is not None for p in pinned)
     assert bookworm["toolchain"]["apt"] != trixie["toolchain"]["apt"]      # really two hosts
-    print(f"\nboth hosts: {bookworm['sha256']}")
+    print(f"\nboth hosts: {bookworm['sha256']}; seconds: bookworm {bookworm['seconds']}, trixie {trixie['seconds']}")
 
 
 def test_both_hosts_export_the_same_templates_with_the_pinned_qemu_img_tar_and_gzip(host_runs):
