@@ -4,7 +4,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -17,8 +17,9 @@ from ..runner import Runner, stop
 from .proof import Check, checks_as_json, extract_report, judge
 from .login import login_check, throwaway_key, wants_login
 from .persistence_proof import power_cycle_checks
-from .qemu import copy_ovmf_vars, kvm_works, make_overlay, prepare_state, qemu_command
-from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check, seed_arguments
+from .qemu import copy_ovmf_vars, kvm_works, make_overlay, prepare_state
+from .cloud import CLOUD_USER, make_seed, power_off, provisioning_check
+from .boot_request import BootRequest, qemu_argv
 from .templates import boot_disk, root_disk_check
 from .direct_boot import direct_boot_arguments
 from .guest_process import qemu_said, spawn_guest
@@ -163,21 +164,22 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" and not fast else None
     user = CLOUD_USER if cloud_init else wants_login(plan)
     key, public = throwaway_key(work, runner) if user and not runner.dry_run else (None, "")
-    seed = seed_arguments(make_seed(work, plan, public, runner), backend_for(plan.pmem_backend).pci_bus) if cloud_init and not runner.dry_run else []
+    seed = make_seed(work, plan, public, runner) if cloud_init and not runner.dry_run else None
+    # The boot every start below makes: the proof on this disk, bus and state (and a login when the plan has one).
+    request = BootRequest(plan, overlay, accel, "proof", serial_log, report_log, bus, state, vars_file,
+                          tuple(direct) if direct else None, warm_reboot, power_cycle, ssh_key=public if user else None,
+                          seed=seed)
     first, first_seconds, exited_by_itself = None, 0.0, False
     if power_cycle:
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
         first, first_seconds, exited_by_itself = _first_of_power_cycle(
-            qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, bus=bus, state=state,
-                         power_cycle=True, direct=direct), serial_log, report_log, qemu_log, timeout, runner)
+            qemu_argv(replace(request, ssh_key=None, seed=None)), serial_log, report_log, qemu_log, timeout, runner)
         runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
                    f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
                    "booting the same disk in a new QEMU process")
 
     def argv_for(port: int) -> list[str]:
-        return qemu_command(plan, overlay, serial_log, report_log, accel, vars_file, warm_reboot,
-                            login=(public, port) if user else None, bus=bus, state=state, power_cycle=power_cycle,
-                            direct=direct) + seed
+        return qemu_argv(replace(request, ssh_port=port if user else None))
     started = time.monotonic()
     process, port = (spawn_guest(runner, argv_for, bool(user), qemu_log) if first is not None or not power_cycle
                      else (None, 0))

@@ -5,11 +5,9 @@ provisioning does not run again."""
 
 import time
 from pathlib import Path
-from typing import Optional
 
 from ..plan.model import Plan
 from ..runner import Runner
-from ..render.launch import option_value
 from .login import LOGIN_SECONDS, ssh_command
 from .result import Check
 
@@ -38,13 +36,6 @@ def make_seed(work: Path, plan: Plan, public_key: str, runner: Runner) -> Path:
     runner.capture(["mkfs.vfat", "-n", "CIDATA", "-C", str(seed), "2048"])
     runner.capture(["mcopy", "-i", str(seed), str(work / "user-data"), str(work / "meta-data"), "::"])
     return seed
-
-
-def seed_arguments(seed: Path, pci_bus: Optional[str] = None) -> list[str]:
-    drive = f"file={option_value(seed)},format=raw,readonly=on"
-    if pci_bus:     # the backend's PCI bridges would get it otherwise (cxl)
-        return ["-drive", f"{drive},if=none,id=seed", "-device", f"virtio-blk-pci,drive=seed,bus={pci_bus}"]
-    return ["-drive", f"{drive},if=virtio"]
 
 
 def _ssh(port: int, key: Path, command: str, runner: Runner):

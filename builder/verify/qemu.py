@@ -12,51 +12,10 @@ from typing import Optional
 from ..plan.model import Plan
 from ..plan.backends import backend_for
 from ..profile.errors import UsageError
-from ..render.launch import OVMF_VARS, STATE_DIRECTORY, machine_arguments, option_value
+from ..render.launch import OVMF_VARS
 from ..runner import Runner, stop
 
 KVM_PROBE_SECONDS = 20
-# OEM strings the self-test looks for (SMBIOS type 11): run the proof, then power off.
-SELFTEST_OEM_STRINGS = ("pmem-image:selftest", "pmem-image:poweroff")
-
-
-def qemu_command(plan: Plan, disk: Path, serial_log: Path, report_log: Path, accel: str,
-                 ovmf_vars: Optional[Path] = None, warm_reboot: bool = False, ask_selftest: bool = True,
-                 login: Optional[tuple[str, int]] = None, bus: str = "virtio", state: Path = STATE_DIRECTORY,
-                 power_cycle: bool = False, direct: Optional[list[str]] = None) -> list[str]:
-    """The QEMU command for the boot proof; with warm_reboot the guest's reboot is a reset in the same
-    process (RAM, and so the emulated pmem, is kept) instead of QEMU exiting; with power_cycle the guest
-    seeds its pmem mounts once (then a new QEMU process checks them). Without ask_selftest the guest boots
-    as a published image would. login=(public key, port): the self-test installs the key for this boot only,
-    the guest's SSH is forwarded to the port, and it stays up for the login (no poweroff). state: the
-    directory of the NVDIMM backing files. direct: -kernel/-initrd/-append (verify --fast): QEMU loads the
-    image's kernel itself, so no firmware disk boot and no GRUB. A proof boot has only the devices it names
-    (-nodefaults: no VGA, CD-ROM, parallel port or default NIC to probe), which a published image's launch
-    contract leaves to the user."""
-    oem = [*(SELFTEST_OEM_STRINGS[:1] if ask_selftest else ()),
-           *(SELFTEST_OEM_STRINGS[1:] if ask_selftest and not login else ()),
-           *(["pmem-image:warm-reboot"] if warm_reboot else []),
-           *(["pmem-image:power-cycle"] if power_cycle else []),
-           *([f"pmem-image:ssh-key={login[0]}"] if login else [])]
-    nic = f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{login[1]}-:22" if login else "none"
-    return [*machine_arguments(plan, disk, accel, ovmf_vars, bus=bus, state=state, firmware=direct is None),
-            "-nodefaults", "-vga", "none", *(direct or []),
-            *(["-smbios", "type=11," + ",".join(f"value={option_value(s)}" for s in oem)] if oem else []),
-            "-monitor", "none", "-nic", nic, *([] if warm_reboot else ["-no-reboot"]),
-            "-chardev", f"file,id=console,path={option_value(serial_log)}", "-serial", "chardev:console",
-            "-chardev", f"file,id=report,path={option_value(report_log)}", "-serial", "chardev:report"]
-
-
-def run_command(plan: Plan, disk: Path, accel: str, ssh_port: int, ovmf_vars: Optional[Path] = None,
-                session_key: Optional[str] = None, state: Path = STATE_DIRECTORY) -> list[str]:
-    """The QEMU command of `pmem-image run`: the serial console on this terminal (Ctrl-A X quits, Ctrl-A C is
-    QEMU's monitor), user-mode networking with the guest's SSH on 127.0.0.1:ssh_port, and session_key (a
-    public key) handed to the guest for this boot (pmem-session-key)."""
-    oem = ["-smbios", f"type=11,value={option_value('pmem-image:ssh-key=' + session_key)}"] if session_key else []
-    return [*machine_arguments(plan, disk, accel, ovmf_vars, state=state), *oem, "-serial", "mon:stdio",
-            "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"]
-
-
 def kvm_works(kernel: Optional[Path], cache: Optional[Path] = None, runner: Optional[Runner] = None
               ) -> tuple[bool, str]:
     """Whether KVM really runs a guest: boot `kernel` under KVM and wait for its banner.

@@ -21,7 +21,8 @@ from ..render.launch import STATE_DIRECTORY, instance_state, pmem_state_dir
 from ..runner import Runner
 from .boot import choose_accel
 from .login import SSH_OPTIONS, throwaway_key
-from .qemu import copy_ovmf_vars, free_port, make_overlay, prepare_state, run_command
+from .boot_request import BootRequest, qemu_argv
+from .qemu import copy_ovmf_vars, free_port, make_overlay, prepare_state
 
 STATE = "state.json"
 SESSION_KEY = "session-key"     # out/NAME/run/session-key: made by `run`, removed when the guest stops
@@ -90,8 +91,9 @@ def _run(plan: Plan, directory: Path, runner: Runner, accel: str, ssh_port: Opti
                                    "identity": str(key) if key else None}) + "\n")
     print(banner(plan, port, persist, state_dir), flush=True)
     try:
-        return runner.interactive(run_command(plan, overlay, accel, port,
-                                              vars_file if plan.firmware == "uefi" else None, public, state_dir))
+        return runner.interactive(qemu_argv(BootRequest(
+            plan, overlay, accel, "interactive", state=state_dir, ovmf_vars=vars_file if plan.firmware == "uefi" else None,
+            ssh_port=port, ssh_key=public)))
     finally:
         session.unlink(missing_ok=True)
         for path in (key, key.with_name(key.name + ".pub")) if key else ():

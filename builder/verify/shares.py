@@ -12,7 +12,6 @@ from pathlib import Path, PurePosixPath
 
 from ..plan.model import Plan
 from ..profile.errors import UsageError
-from ..render.launch import option_value
 
 DEFAULT_GUEST_DIRECTORY = "/src"
 CONTROL_TAG = "pmem-image.control"
@@ -88,13 +87,3 @@ def write_control(control: Path, command: list[str], user: str, cwd: str, shares
     (control / "shares").write_text("".join(f"{s.tag} {s.guest}\n" for s in shares))
     for name in ("stdout", "stderr"):
         (control / name).write_bytes(b"")
-
-
-def share_arguments(control: Path, shares: list[Share]) -> list[str]:
-    """QEMU's 9p devices: the control share and each shared directory, and the OEM string that asks the
-    guest's pmem-test to run."""
-    argv = ["-smbios", f"type=11,value={TEST_OEM_STRING}"]
-    for number, (path, tag) in enumerate([(control, CONTROL_TAG), *((s.host, s.tag) for s in shares)]):
-        argv += ["-fsdev", f"local,id=fs{number},path={option_value(path)},security_model=none",
-                 "-device", f"virtio-9p-pci,fsdev=fs{number},mount_tag={tag}"]
-    return argv

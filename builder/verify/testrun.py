@@ -24,8 +24,9 @@ from ..render.launch import instance_state
 from ..runner import Runner, stop
 from .boot import BOOT_TIMEOUT, choose_accel
 from .direct_boot import direct_boot_arguments
-from .qemu import copy_ovmf_vars, make_overlay, prepare_state, qemu_command
-from .shares import Share, share_arguments, write_control
+from .boot_request import BootRequest, qemu_argv
+from .qemu import copy_ovmf_vars, make_overlay, prepare_state
+from .shares import Share, write_control
 
 EXIT_TIMED_OUT = 124        # as timeout(1)
 POLL_SECONDS = 0.1
@@ -119,8 +120,9 @@ def _boot_and_run(plan: Plan, image: Path, work: Path, command: list[str], user:
         direct = None
     vars_file = copy_ovmf_vars(work / "OVMF_VARS.fd") if plan.firmware == "uefi" and direct is None else None
     console = work / "console.log"
-    argv = qemu_command(plan, overlay, console, work / "report.log", accel, vars_file, ask_selftest=False,
-                        state=state_dir, direct=direct) + share_arguments(control, shares)
+    argv = qemu_argv(BootRequest(plan, overlay, accel, "test", console, work / "report.log", state=state_dir,
+                                 ovmf_vars=vars_file, direct=tuple(direct) if direct else None, control=control,
+                                 shares=tuple(shares)))
     streams = [_Stream(control / "stdout", sys.stdout.buffer), _Stream(control / "stderr", sys.stderr.buffer)]
     started = time.monotonic()
     deadline = started + (timeout or BOOT_TIMEOUT[accel] + 24 * 3600)

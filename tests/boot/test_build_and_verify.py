@@ -47,11 +47,12 @@ def booted_as_published(tmp_path: Path, **plan_changes):
     its plan's; yields (QEMU process, serial log) and stops QEMU afterwards."""
     from builder.plan.model import Plan
     from builder.runner import stop
-    from builder.verify.qemu import make_overlay, qemu_command
+    from builder.verify.boot_request import BootRequest, qemu_argv
+    from builder.verify.qemu import make_overlay
     plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text()).model_copy(update=plan_changes)
     overlay, serial = tmp_path / "overlay.qcow2", tmp_path / "serial.log"
     subprocess.run(make_overlay(OUT / "default" / "default.raw", overlay), check=True)
-    process = subprocess.Popen(qemu_command(plan, overlay, serial, tmp_path / "report.log", "tcg", ask_selftest=False),
+    process = subprocess.Popen(qemu_argv(BootRequest(plan, overlay, "tcg", "published", serial, tmp_path / "report.log")),
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
@@ -273,12 +274,12 @@ def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
     plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
     kernel = OUT / "default" / "default.vmlinuz"
 
-    def hanging_guest(plan, disk, serial_log, report_log, accel, *rest, **options):
+    def hanging_guest(request):
         return ["qemu-system-x86_64", "-accel", "tcg", "-m", "512M", "-kernel", str(kernel),
                 "-append", "console=ttyS0 root=/dev/nowhere rootwait", "-display", "none", "-monitor", "none",
-                "-nic", "none", "-serial", f"file:{serial_log}", "-serial", f"file:{report_log}"]
+                "-nic", "none", "-serial", f"file:{request.console}", "-serial", f"file:{request.report}"]
 
-    monkeypatch.setattr(boot, "qemu_command", hanging_guest)
+    monkeypatch.setattr(boot, "qemu_argv", hanging_guest)
     result = boot.verify(plan, OUT / "default", Runner(), accel="tcg", timeout=20)
     assert not result.passed
     assert "the boot hangs" in result.checks[0].detail, result.checks[0]

@@ -6,7 +6,7 @@ import pytest
 
 from builder.profile.errors import ProfileError
 from builder.render.outputs import render
-from builder.verify.qemu import run_command
+from builder.verify.boot_request import BootRequest, qemu_argv
 from builder.verify.session import banner, login_user, run_dir, ssh_argv
 from conftest import plan_of_text
 
@@ -88,7 +88,8 @@ def test_console_autologin_only_when_asked():
 
 def test_run_command_banner_and_ssh(tmp_path: Path):
     lab = plan(f"users:\n  - {{name: dev, ssh_authorized_keys: ['{KEY}']}}\nssh: true\n")
-    argv = run_command(lab, tmp_path / "o.qcow2", "tcg", 2222)
+    argv = qemu_argv(BootRequest(lab, tmp_path / "o.qcow2", "tcg", "interactive", ssh_port=2222))
+    assert "-smbios" not in argv and "-nodefaults" not in argv and "-no-reboot" not in argv
     assert "mon:stdio" in argv and "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:2222-:22" in argv
     assert argv[argv.index("-m") + 1] == "4096M" and argv[argv.index("-machine") + 1] == "q35"
     assert login_user(lab) == "dev" and "pmem-image ssh t" in banner(lab, 2222, False)
@@ -105,7 +106,8 @@ def test_run_hands_a_boot_its_own_key_and_ssh_uses_it(tmp_path: Path):
     goes to the guest as an SMBIOS OEM string (pmem-session-key puts it under /run), ssh takes it from state."""
     lab = plan("users:\n  - {name: dev, sudo: true}\nssh: true\n")
     assert login_user(lab) == "dev" and login_user(plan("")) is None
-    argv = run_command(lab, tmp_path / "o.qcow2", "tcg", 2222, session_key="ssh-ed25519 AAAAC3 k")
+    argv = qemu_argv(BootRequest(lab, tmp_path / "o.qcow2", "tcg", "interactive", ssh_port=2222,
+                                 ssh_key="ssh-ed25519 AAAAC3 k"))
     assert "type=11,value=pmem-image:ssh-key=ssh-ed25519 AAAAC3 k" in argv
     files = render(lab)
     assert "dev" in files["mkosi.extra/usr/lib/pmem-image/pmem-session-key"].content

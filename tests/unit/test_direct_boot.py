@@ -1,5 +1,6 @@
 """verify --fast reads the boot entry mkosi wrote (pure parsing), and the QEMU command it gives."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 from conftest import PROFILES, plan_of_file
 from builder.profile.errors import PmemImageError
 from builder.verify.direct_boot import parse_grub_entry
-from builder.verify.qemu import qemu_command
+from builder.verify.boot_request import BootRequest, qemu_argv
 
 # What mkosi 24.3 writes for a BIOS + UEFI disk (copied from a built default image's ESP).
 GRUB_CFG = """set timeout=0
@@ -42,8 +43,9 @@ def test_a_config_without_a_kernel_says_to_boot_through_the_firmware():
 def test_a_direct_boot_has_no_firmware_drive_and_only_the_devices_it_names(tmp_path):
     plan = plan_of_file(PROFILES / "debian-xfs-uefi.yaml")[0]
     direct = ["-kernel", "k", "-append", "root=x", "-initrd", "i"]
-    argv = qemu_command(plan, tmp_path / "d.qcow2", tmp_path / "s", tmp_path / "r", "tcg", Path("vars"), direct=direct)
+    proof = BootRequest(plan, tmp_path / "d.qcow2", "tcg", "proof", tmp_path / "s", tmp_path / "r", ovmf_vars=Path("vars"))
+    argv = qemu_argv(replace(proof, direct=tuple(direct)))
     assert not any("pflash" in a for a in argv) and argv[argv.index("-kernel"):argv.index("-kernel") + 6] == direct
     assert "-nodefaults" in argv and argv[argv.index("-vga") + 1] == "none"
-    firmware = qemu_command(plan, tmp_path / "d.qcow2", tmp_path / "s", tmp_path / "r", "tcg", Path("vars"))
+    firmware = qemu_argv(proof)
     assert sum("if=pflash" in a for a in firmware) == 2 and "-kernel" not in firmware

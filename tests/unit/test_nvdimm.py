@@ -132,17 +132,18 @@ def test_power_cycle_with_warm_reboot_is_refused_before_anything_is_written(lab,
 
 
 def test_the_power_cycle_boots_ask_the_guest_to_seed_and_get_the_same_state(lab, tmp_path):
-    from builder.verify.qemu import qemu_command
-    argv = qemu_command(lab, tmp_path / "o.qcow2", tmp_path / "s", tmp_path / "r", "tcg", state=tmp_path / "st",
-                        power_cycle=True)
+    from builder.verify.boot_request import BootRequest, qemu_argv
+    argv = qemu_argv(BootRequest(lab, tmp_path / "o.qcow2", "tcg", "proof", tmp_path / "s", tmp_path / "r",
+                                 state=tmp_path / "st", power_cycle=True))
     oem = argv[argv.index("-smbios") + 1]
     assert "value=pmem-image:power-cycle" in oem and "value=pmem-image:poweroff" in oem
     assert "-no-reboot" in argv and f"mem-path={tmp_path}/st/nvdimm1.img" in " ".join(argv)
 
 
 def test_run_boots_the_nvdimms_from_its_state_directory(lab, tmp_path):
-    from builder.verify.qemu import run_command
-    argv = " ".join(run_command(lab, tmp_path / "o.qcow2", "tcg", 2222, state=tmp_path / "state"))
+    from builder.verify.boot_request import BootRequest, qemu_argv
+    argv = " ".join(qemu_argv(BootRequest(lab, tmp_path / "o.qcow2", "tcg", "interactive", state=tmp_path / "state",
+                                          ssh_port=2222)))
     assert f"mem-path={tmp_path}/state/nvdimm0.img" in argv and "nvdimm=on" in argv
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from builder.profile.errors import UsageError
 from conftest import PROFILES, plan_of_file
-from builder.verify.shares import choose_user, parse_shares, share_arguments, write_control
+from builder.verify.boot_request import BootRequest, qemu_argv
+from builder.verify.shares import choose_user, parse_shares, write_control
 from builder.verify.testrun import read_small
 
 
@@ -61,8 +62,10 @@ def test_control_files_and_qemu_devices(plan, tmp_path):
     assert (control / "argv").read_bytes() == b"sh\0-c\0echo 'a b'\0\0"
     assert (control / "shares").read_text() == "pmem-image.share0 /src\n"
     assert (control / "stdout").read_bytes() == b""
-    argv = share_arguments(Path("/w,x/control"), shares)
-    assert argv[:2] == ["-smbios", "type=11,value=pmem-image:test"]
+    argv = qemu_argv(BootRequest(plan, tmp_path / "o.qcow2", "tcg", "test", tmp_path / "c", tmp_path / "r",
+                                 control=Path("/w,x/control"), shares=tuple(shares)))
+    # asked to run the command, and nothing else (no self-test, no power-off of its own)
+    assert argv[argv.index("-smbios") + 1] == "type=11,value=pmem-image:test" and argv.count("-smbios") == 1
     assert "local,id=fs0,path=/w,,x/control,security_model=none" in argv
     assert "virtio-9p-pci,fsdev=fs1,mount_tag=pmem-image.share0" in argv
 

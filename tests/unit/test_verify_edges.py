@@ -4,19 +4,20 @@ from pathlib import Path
 
 from builder.verify.boot import checks_table
 from builder.verify.proof import Check
-from builder.verify.qemu import qemu_command
+from builder.verify.boot_request import BootRequest, qemu_argv
 from conftest import PROFILES, plan_of_file
 
 
 def test_a_comma_in_an_output_path_cannot_add_qemu_options(tmp_path: Path):
     plan, _ = plan_of_file(PROFILES / "debian-xfs-uefi.yaml")
     odd = tmp_path / "out,readonly=on,if=none"
-    argv = qemu_command(plan, odd / "overlay.qcow2", odd / "serial.log", odd / "report.log", "tcg",
-                        odd / "VARS.fd")
+    argv = qemu_argv(BootRequest(plan, odd / "overlay.qcow2", "tcg", "proof", odd / "serial.log", odd / "report.log",
+                                 ovmf_vars=odd / "VARS.fd", seed=odd / "seed.img"))
     text = " ".join(argv)
     assert "out,,readonly=on,,if=none/overlay.qcow2,format=qcow2" in text
     assert "path=" + str(odd).replace(",", ",,") + "/serial.log" in text
     assert "unit=1,file=" + str(odd).replace(",", ",,") + "/VARS.fd" in text
+    assert "file=" + str(odd).replace(",", ",,") + "/seed.img,format=raw,readonly=on,if=virtio" in text
     assert not any(a.startswith("file:") for a in argv)   # chardev paths go through path=, escaped
 
 
