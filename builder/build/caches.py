@@ -15,6 +15,7 @@ from .mkosi import package_cache_dirs
 CACHES = {
     "packages": "downloaded distribution packages (mkosi's package cache)",
     "layers": "installed package trees (mkosi's incremental cache), each keyed by what decides it",
+    "initrds": "the default initrd's installed tree, which new package layers borrow",
     "kernel-src": "unpacked kernel sources",
     "kernel-build": "kernel build trees (O= directories)",
     "kernels": "compiled kernels, each keyed by source, .config and compiler",
@@ -26,7 +27,7 @@ CACHES = {
 
 # The lock that guards each cache: everything a kernel build touches shares one ("kernels"), since
 # prepare_kernel uses all of it in one go.
-LOCK_OF = {"packages": "packages", "layers": "packages", "kernel-src": "kernels", "kernel-build": "kernels",
+LOCK_OF = {"packages": "packages", "layers": "packages", "initrds": "packages", "kernel-src": "kernels", "kernel-build": "kernels",
            "kernels": "kernels", "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
 
 

@@ -32,7 +32,7 @@ from .kernel_sources import debian_source_path, debian_source_tarball
 from .manifest import file_stamp, read_manifest, write_local_files, write_results
 from . import binary_cache
 from .contents import clamp_fat_label, partition_table, write_contents
-from .layers import drop_layer, layer_dir, layer_is_built, layer_key
+from .layers import borrow_initrd, drop_layer, initrd_dir, initrd_key, layer_dir, layer_is_built, layer_key, lend_initrd
 from .lock import check_against_lock, write_initrd_packages
 from .mkosi import check_image_kernel, package_cache_dir, run_mkosi, tools_dir
 from .toolchain import toolchain_identity
@@ -127,6 +127,8 @@ def _package_layer(plan: Plan, files: dict[str, RenderedFile], mkosi_version: st
     reused = layer_is_built(layer)
     runner.say(f"package layer {layer.name[:16]}: " + ("reused (no package installation)" if reused
                                                         else "installing packages into it"))
+    if not reused and not cold:
+        borrow_initrd(layer, initrd_dir(out_root, initrd_key(plan, files, mkosi_version)), runner)
     return layer, reused
 
 
@@ -222,6 +224,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                     result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
                                            offline, layer)
                     fault_point("mkosi")
+                    lend_initrd(layer, initrd_dir(out_root, initrd_key(plan, files, mkosi_version)), runner, cold)
                     if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
                         write_initrd_packages(layer, result_dir, runner)
                     if plan.locked_packages:
