@@ -27,8 +27,8 @@ CACHES = {
 
 # The lock that guards each cache: everything a kernel build touches shares one ("kernels"), since
 # prepare_kernel uses all of it in one go.
-LOCK_OF = {"packages": "packages", "layers": "packages", "initrds": "packages", "kernel-src": "kernels", "kernel-build": "kernels",
-           "kernels": "kernels", "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
+LOCK_OF = {"packages": "packages", "layers": "packages", "initrds": "packages", "kernel-src": "kernels",
+           "kernel-build": "kernels", "kernels": "kernels", "ccache": "kernels", "downloads": "kernels", "bin": "bin"}
 
 
 def cache_root(out_root: Path) -> Path:

@@ -119,17 +119,19 @@ def kernel_source_identity(plan: Plan, out_root: Path, runner: Runner) -> str:
 
 
 def _package_layer(plan: Plan, files: dict[str, RenderedFile], mkosi_version: str, out_root: Path, cold: bool,
-                   runner: Runner) -> tuple[Path, bool]:
-    """The package layer's directory, and whether it already holds the installed packages."""
+                   runner: Runner) -> tuple[Path, bool, Path]:
+    """The package layer's directory, whether it already holds the installed packages, and the store of the
+    default initrd's tree for these inputs (a new layer has borrowed it from there, unless cold)."""
     layer = layer_dir(out_root, layer_key(plan, files, mkosi_version))
     if cold:
         drop_layer(layer)
     reused = layer_is_built(layer)
     runner.say(f"package layer {layer.name[:16]}: " + ("reused (no package installation)" if reused
                                                         else "installing packages into it"))
+    initrds = initrd_dir(out_root, initrd_key(plan, files, mkosi_version))
     if not reused and not cold:
-        borrow_initrd(layer, initrd_dir(out_root, initrd_key(plan, files, mkosi_version)), runner)
-    return layer, reused
+        borrow_initrd(layer, initrds, runner)
+    return layer, reused, initrds
 
 
 def _substituted(repository: str, key: str, destination: Path, runner: Runner,
@@ -219,12 +221,12 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
                 fault_point("kernel")
                 package_cache = package_cache_dir(out_root, plan)
                 with _cache_locks(out_root, "packages", package_cache.name, runner.say):
-                    layer, reused = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
+                    layer, reused, initrds = _package_layer(plan, files, mkosi_version, out_root, cold, runner)
                     fault_point("layer")
                     result_dir = run_mkosi(runner, staging, package_cache, files, kernel, plan.extra_tree_paths,
                                            offline, layer)
                     fault_point("mkosi")
-                    lend_initrd(layer, initrd_dir(out_root, initrd_key(plan, files, mkosi_version)), runner, cold)
+                    lend_initrd(layer, initrds, runner, replace=cold)
                     if plan.apt_suites:     # apt distributions: what the lock pins (rpm ones have no lock)
                         write_initrd_packages(layer, result_dir, runner)
                     if plan.locked_packages:

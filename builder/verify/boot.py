@@ -173,7 +173,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     if power_cycle:
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
         first, first_seconds, exited_by_itself = _first_of_power_cycle(
-            qemu_argv(replace(request, ssh_key=None, seed=None)), serial_log, report_log, qemu_log, timeout, runner)
+            qemu_argv(replace(request, ssh_key=None)), serial_log, report_log, qemu_log, timeout, runner)
         runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
                    f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
                    "booting the same disk in a new QEMU process")
