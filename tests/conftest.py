@@ -151,8 +151,30 @@ def pytest_runtest_logreport(report):
     _TIER_TESTS.setdefault(tier, set()).add(report.nodeid)
 
 
+# The boot tier's build lock (tests/boot/cli.py) logs each hold beside itself: what was built, how long it
+# waited and held the lock. The builds take turns, so their sum bounds the tier's wall clock from below.
+BUILD_LOCK_LOG = ROOT / "out" / "test" / ".cache" / "boot-tier-build.lock.log"
+
+
 def pytest_sessionstart(session):
     session.config._pmem_image_started = time.monotonic()
+    if not hasattr(session.config, "workerinput"):      # the xdist controller, or a run without workers
+        BUILD_LOCK_LOG.unlink(missing_ok=True)
+
+
+def _build_lock_lines(terminalreporter) -> None:
+    try:
+        holds = [json.loads(line) for line in BUILD_LOCK_LOG.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return
+    if not holds:
+        return
+    terminalreporter.section("build lock (boot tier)")
+    terminalreporter.write_line(f"{len(holds)} holds: held {sum(h['held'] for h in holds) / 60:.1f} min, "
+                                f"waited {sum(h['waited'] for h in holds) / 60:.1f} min in all")
+    for hold in sorted(holds, key=lambda h: -h["held"])[:15]:
+        terminalreporter.write_line(f"{hold['held']:7.0f} s held {hold['waited']:6.0f} s waited  "
+                                    f"{hold['what'] or '?'} (ended {hold['ended']})")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -165,3 +187,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"{tier:<12} {len(_TIER_TESTS[tier]):4d} tests {_TIER_SECONDS[tier] / 60:6.1f} min")
     terminalreporter.write_line(f"{'all':<12} {sum(map(len, _TIER_TESTS.values())):4d} tests {wall / 60:6.1f} min "
                                 "(wall clock)")
+    _build_lock_lines(terminalreporter)

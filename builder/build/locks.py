@@ -3,8 +3,11 @@ shared cache, one per entry a build uses (its release's package cache, its kerne
 another profile that needs the same entry waits; one that needs another entry does not) under a cache-wide
 lock that builds hold shared and gc exclusive (gc waits for every build, and every build for gc)."""
 
+import contextlib
 import fcntl
+import json
 import os
+import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -87,9 +90,30 @@ class MachineBuildLock(_FileLock):
     part of a build (staging, kernel compile, mkosi, exports), so that builds on one machine (CI jobs, --jobs
     workers, several terminals) run one at a time while boots and everything else go on beside them."""
 
-    def __init__(self, path: Path, say: Callable[[str], None]):
+    def __init__(self, path: Path, say: Callable[[str], None], what: str = ""):
         super().__init__(path)
-        self.say = say
+        self.say, self.what = say, what
 
     def _busy(self, holder: str) -> None:
         self.say(f"waiting for the build lock {self.path} ({holder} is building)")
+
+    def __enter__(self):
+        self.asked = time.monotonic()
+        super().__enter__()
+        self.taken = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        waited, held = self.taken - self.asked, time.monotonic() - self.taken
+        self.say(f"build lock: waited {waited:.0f}s, held {held:.0f}s")
+        # What the machine's builds cost and how long they queued, for whoever shares the lock (CI prints it):
+        # one JSON line per hold beside the lock, appended (O_APPEND: concurrent holders' lines do not mix).
+        line = json.dumps({"what": self.what, "pid": os.getpid(), "waited": round(waited, 1), "held": round(held, 1),
+                           "ended": time.strftime("%H:%M:%S")}) + "\n"
+        with contextlib.suppress(OSError):
+            descriptor = os.open(f"{self.path}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            try:
+                os.write(descriptor, line.encode())
+            finally:
+                os.close(descriptor)

@@ -200,7 +200,7 @@ def build(plan: Plan, files: dict[str, RenderedFile], out_root: Path, runner: Ru
             return BuildResult(directory, key, False, manifest)
         # Waiting for the machine's build lock comes before the staging directory: a build that waits leaves
         # nothing in out/ yet.
-        with MachineBuildLock(machine_lock, runner.say) if machine_lock else contextlib.nullcontext():
+        with MachineBuildLock(machine_lock, runner.say, plan.name) if machine_lock else contextlib.nullcontext():
             staging = Path(tempfile.mkdtemp(prefix=f".staging-{plan.name}-", dir=out_root))
             try:
                 fault_point("staging")      # the fault-injection suite's cuts, one per phase boundary

@@ -26,7 +26,7 @@ ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT), "PMEM_IMAGE_BUILD_LOCK": str(BU
 def one_build_at_a_time() -> Iterator[dict]:
     """Hold the build lock (no other worker's build runs or has a staging directory meanwhile); yields the
     environment for a pmem-image started inside, without the lock (it would wait for this very hold)."""
-    with MachineBuildLock(BUILD_LOCK, print):      # the lock pmem-image itself takes, as it takes it
+    with MachineBuildLock(BUILD_LOCK, print, "a test that needs no other build"):   # as pmem-image takes it
         yield {k: v for k, v in ENV.items() if k != "PMEM_IMAGE_BUILD_LOCK"}
 
 
