@@ -1,5 +1,5 @@
 """verify --fast: boot the image's own kernel and initrds straight from QEMU (-kernel/-initrd/-append),
-skipping the firmware's disk boot and GRUB, with exactly the command line GRUB would pass.
+skipping the firmware's disk boot and GRUB, with the command line GRUB would pass (and DIRECT_BOOT_HINTS).
 
 What is booted is read from the disk itself, not from the build's side outputs: the boot entry in the
 ESP's grub.cfg names the kernel, the initrds (GRUB loads them one after another, each 4-byte aligned, and
@@ -72,8 +72,16 @@ def _copy_out(esp: str, path: str, destination: Path, runner: Runner) -> bytes:
     return destination.read_bytes()
 
 
+# What a direct boot adds to the entry's command line: the initrd loads the virtio disk's driver when it starts
+# (systemd-modules-load) instead of when udev's coldplug reaches the virtio bus, which it triggers last, after
+# every ACPI, PCI and platform device of the machine. The driver must still be in the initrd: without it the
+# root is never found and the proof fails as it would have. A published image's command line is GRUB's.
+DIRECT_BOOT_HINTS = ("rd.modules_load=virtio_blk",)
+
+
 def direct_boot_arguments(image: Path, work: Path, runner: Runner) -> list[str]:
-    """QEMU's -kernel/-initrd/-append for the image's boot entry; the files are copied into `work`."""
+    """QEMU's -kernel/-initrd/-append for the image's boot entry (and DIRECT_BOOT_HINTS); the files are copied
+    into `work`."""
     esp, entry = boot_entry(image, runner)
     kernel = work / "vmlinuz"
     _copy_out(esp, entry.kernel, kernel, runner)
@@ -82,7 +90,7 @@ def direct_boot_arguments(image: Path, work: Path, runner: Runner) -> list[str]:
         initrd += _copy_out(esp, path, work / "initrd.part", runner)
         initrd += bytes(-len(initrd) % 4)            # GRUB's alignment between initrds
     (work / "initrd.part").unlink(missing_ok=True)
-    argv = ["-kernel", str(kernel), "-append", entry.cmdline]
+    argv = ["-kernel", str(kernel), "-append", " ".join([entry.cmdline, *DIRECT_BOOT_HINTS])]
     if entry.initrds:
         (work / "initrd").write_bytes(bytes(initrd))
         argv += ["-initrd", str(work / "initrd")]

@@ -49,3 +49,19 @@ def test_a_direct_boot_has_no_firmware_drive_and_only_the_devices_it_names(tmp_p
     assert "-nodefaults" in argv and argv[argv.index("-vga") + 1] == "none"
     firmware = qemu_argv(proof)
     assert sum("if=pflash" in a for a in firmware) == 2 and "-kernel" not in firmware
+
+
+def test_the_direct_boot_passes_the_entrys_command_line_and_loads_the_disk_driver_early(tmp_path, monkeypatch):
+    """GRUB's command line as the entry has it, then the hint (the initrd's systemd-modules-load loads
+    virtio_blk at once instead of after udev's coldplug of every other bus); the initrds concatenated."""
+    from builder.verify import direct_boot
+
+    def copy_out(esp, path, destination, runner):
+        destination.write_bytes(path.encode())
+        return path.encode()
+    monkeypatch.setattr(direct_boot, "boot_entry", lambda image, runner: (
+        "esp", direct_boot.BootEntry("/vmlinuz", ("/a", "/bb"), "root=PARTUUID=x rw memmap=1G!4G")))
+    monkeypatch.setattr(direct_boot, "_copy_out", copy_out)
+    argv = direct_boot.direct_boot_arguments(tmp_path / "disk.raw", tmp_path, None)
+    assert argv[argv.index("-append") + 1] == "root=PARTUUID=x rw memmap=1G!4G rd.modules_load=virtio_blk"
+    assert (tmp_path / "initrd").read_bytes() == b"/a\0\0/bb\0"      # each initrd 4-byte aligned, as GRUB loads them
