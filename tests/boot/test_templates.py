@@ -39,6 +39,38 @@ def test_every_export_is_built_checked_and_listed():
     assert again.returncode == 0 and "up to date" in again.stderr      # exports are part of the no-op
 
 
+# qcow2 on virtio is booted by the cloud-init test below (its two boots are that export's proof).
+@pytest.mark.parametrize("export_format, bus, disk_format", [("vmdk", "pvscsi", "vmdk"), ("vhd", "ahci", "vpc")])
+def test_each_template_boots_on_its_platform_bus_and_proves_pmem(export_format, bus, disk_format):
+    report = proven("verify", "--format", export_format, "--json", PROFILE)
+    rows = {c["name"]: c for c in report["checks"]}
+    (disk_row,) = [name for name in rows if name.startswith("root disk:")]
+    assert f"({disk_format}) on {bus}" in disk_row
+    assert rows["/dev/pmem0 DAX active"]["passed"] and report["disk"]["bus"] == bus
+
+
+def test_the_qcow2_template_boots_on_virtio_and_cloud_init_provisions_a_user_once_across_two_boots():
+    """As a KVM cloud starts the template: the qcow2 export on virtio with a NoCloud seed; both boots go through
+    the firmware and GRUB of the export (a template is what gets published)."""
+    report = proven("verify", "--format", "qcow2", "--cloud-init", "--json", PROFILE)
+    names = [c["name"] for c in report["checks"] if c["passed"]]
+    assert any(n.startswith("root disk:") and n.endswith("(qcow2) on virtio") for n in names), names
+    assert report["disk"] == {**report["disk"], "format": "qcow2", "bus": "virtio", "export": "qcow2"}
+    assert "/dev/pmem0 DAX active" in names and "ssh login as cloudy" in names
+    assert "cloud-init user logs in, provisioned once" in names and "cloud-init second boot: not provisioned again" \
+        in names
+
+
+def test_the_template_ships_no_cloud_init_instance_state():
+    source, _ = root_filesystem(OUT / "templates" / "templates.raw")
+    listing = debugfs(source, "ls -l /var/lib/cloud")
+    assert "instances" not in listing and "instance" not in listing.split()
+    config = debugfs(source, "cat /etc/cloud/cloud.cfg.d/90-pmem-image.cfg")
+    assert "- [ephemeral0]" in config
+
+
+# The tests that build come last: the boots above can run while the other worker builds (a source kernel
+# compile holds the build lock for minutes), and they do not need the lock.
 def test_a_forced_rebuild_gives_every_export_bit_identical(tmp_path):
     """build --force of the unchanged templates profile: the raw disk, kernel, initrd and all six exports
     (qcow2, vmdk, ova, vhd, vhdx, gce) have the same sha256 as the first build; `pmem-image diff` says
@@ -83,16 +115,6 @@ def _differing_ranges(a: bytes, b: bytes) -> list[str]:
     return [f"{start:#x}+{end - start + 1}" for start, end in ranges[:20]] or ["none"]
 
 
-# qcow2 on virtio is booted by the cloud-init test below (its two boots are that export's proof).
-@pytest.mark.parametrize("export_format, bus, disk_format", [("vmdk", "pvscsi", "vmdk"), ("vhd", "ahci", "vpc")])
-def test_each_template_boots_on_its_platform_bus_and_proves_pmem(export_format, bus, disk_format):
-    report = proven("verify", "--format", export_format, "--json", PROFILE)
-    rows = {c["name"]: c for c in report["checks"]}
-    (disk_row,) = [name for name in rows if name.startswith("root disk:")]
-    assert f"({disk_format}) on {bus}" in disk_row
-    assert rows["/dev/pmem0 DAX active"]["passed"] and report["disk"]["bus"] == bus
-
-
 def test_the_gce_tarball_of_a_uefi_template_boots_on_nvme():
     """GCE's NVMe needs UEFI here too: SeaBIOS cannot reach an NVMe controller mapped above 4 GiB."""
     uefi = str(PROFILES / "templates-uefi.yaml")
@@ -102,23 +124,3 @@ def test_the_gce_tarball_of_a_uefi_template_boots_on_nvme():
     rows = {c["name"]: c for c in report["checks"]}
     assert "root disk: disk.raw (raw) on nvme" in rows and report["disk"]["bus"] == "nvme"
     assert rows["/dev/pmem0 MAP_SYNC"]["passed"]
-
-
-def test_the_qcow2_template_boots_on_virtio_and_cloud_init_provisions_a_user_once_across_two_boots():
-    """As a KVM cloud starts the template: the qcow2 export on virtio with a NoCloud seed; both boots go through
-    the firmware and GRUB of the export (a template is what gets published)."""
-    report = proven("verify", "--format", "qcow2", "--cloud-init", "--json", PROFILE)
-    names = [c["name"] for c in report["checks"] if c["passed"]]
-    assert any(n.startswith("root disk:") and n.endswith("(qcow2) on virtio") for n in names), names
-    assert report["disk"] == {**report["disk"], "format": "qcow2", "bus": "virtio", "export": "qcow2"}
-    assert "/dev/pmem0 DAX active" in names and "ssh login as cloudy" in names
-    assert "cloud-init user logs in, provisioned once" in names and "cloud-init second boot: not provisioned again" \
-        in names
-
-
-def test_the_template_ships_no_cloud_init_instance_state():
-    source, _ = root_filesystem(OUT / "templates" / "templates.raw")
-    listing = debugfs(source, "ls -l /var/lib/cloud")
-    assert "instances" not in listing and "instance" not in listing.split()
-    config = debugfs(source, "cat /etc/cloud/cloud.cfg.d/90-pmem-image.cfg")
-    assert "- [ephemeral0]" in config
