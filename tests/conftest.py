@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.build.locks import hold_log
 from builder.knowledge.host import AptMirror
 from builder.profile.loader import profile_from_text, read_profile
 from builder.profile.lock import read_lock
@@ -151,9 +152,13 @@ def pytest_runtest_logreport(report):
     _TIER_TESTS.setdefault(tier, set()).add(report.nodeid)
 
 
-# The boot tier's build lock (tests/boot/cli.py) logs each hold beside itself: what was built, how long it
-# waited and held the lock. The builds take turns, so their sum bounds the tier's wall clock from below.
-BUILD_LOCK_LOG = ROOT / "out" / "test" / ".cache" / "boot-tier-build.lock.log"
+# The boot tier's output root, and the build lock its builds take turns on (tests/boot/cli.py), under the shared
+# cache, which the host-matrix trees see at their own out/.cache. The lock logs each hold beside itself: what
+# was built, how long it waited and held the lock; the builds take turns, so their sum bounds the tier's wall
+# clock from below.
+BOOT_OUT = ROOT / "out" / "test"
+BUILD_LOCK = BOOT_OUT / ".cache" / "boot-tier-build.lock"
+BUILD_LOCK_LOG = hold_log(BUILD_LOCK)
 
 
 def pytest_sessionstart(session):

@@ -85,6 +85,11 @@ class CacheLock(_FileLock):
             self.say(f"waiting for the shared {self.name} cache{what} ({holder} is using it)")
 
 
+def hold_log(lock: Path) -> Path:
+    """Where a MachineBuildLock logs its holds: LOCK.log beside the lock file."""
+    return lock.with_name(lock.name + ".log")
+
+
 class MachineBuildLock(_FileLock):
     """$PMEM_IMAGE_BUILD_LOCK: one file that every pmem-image process given it takes exclusively for the heavy
     part of a build (staging, kernel compile, mkosi, exports), so that builds on one machine (CI jobs, --jobs
@@ -112,7 +117,7 @@ class MachineBuildLock(_FileLock):
         line = json.dumps({"what": self.what, "pid": os.getpid(), "waited": round(waited, 1), "held": round(held, 1),
                            "ended": time.strftime("%H:%M:%S")}) + "\n"
         with contextlib.suppress(OSError):
-            descriptor = os.open(f"{self.path}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            descriptor = os.open(hold_log(self.path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
             try:
                 os.write(descriptor, line.encode())
             finally:

@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from builder.build.locks import MachineBuildLock
-from conftest import PMEM_IMAGE, ROOT
+from conftest import BOOT_OUT, BUILD_LOCK, PMEM_IMAGE
 
-OUT = ROOT / "out" / "test"          # shared with later runs: an unchanged profile is a no-op there
-# Under the shared cache, which the host-matrix trees see at their own out/.cache: they take turns too.
-BUILD_LOCK = OUT / ".cache" / "boot-tier-build.lock"
+OUT = BOOT_OUT          # shared with later runs: an unchanged profile is a no-op there
 ENV = {**os.environ, "PMEM_IMAGE_OUT": str(OUT), "PMEM_IMAGE_BUILD_LOCK": str(BUILD_LOCK)}
 
 

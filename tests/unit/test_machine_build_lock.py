@@ -5,6 +5,7 @@ into out/ yet; a verify or run never takes it."""
 import fcntl
 from pathlib import Path
 
+from builder.build.locks import hold_log
 from test_build_safety import build, finish, two_slow_builds
 
 
@@ -36,7 +37,7 @@ def test_each_hold_is_logged_beside_the_lock_with_what_it_built_and_how_long_it_
     import json
     env["PMEM_IMAGE_BUILD_LOCK"] = str(tmp_path / "machine.lock")
     spans, text = two_slow_builds(env, tmp_path, "trixie")
-    holds = [json.loads(line) for line in (tmp_path / "machine.lock.log").read_text().splitlines()]
+    holds = [json.loads(line) for line in hold_log(tmp_path / "machine.lock").read_text().splitlines()]
     assert len(holds) == 2 and {h["what"] for h in holds} == {"default", "other"}, holds
     first, second = sorted(holds, key=lambda h: h["waited"])
     # the second build waited about as long as the first held the lock (both mkosi runs are slow stand-ins)
@@ -49,7 +50,7 @@ def test_the_hold_log_is_not_followed_through_a_symlink(tmp_path):
     from builder.build.locks import MachineBuildLock
     target = tmp_path / "target"
     target.write_text("untouched\n")
-    (tmp_path / "machine.lock.log").symlink_to(target)
+    hold_log(tmp_path / "machine.lock").symlink_to(target)
     said = []
     with MachineBuildLock(tmp_path / "machine.lock", said.append, "default"):
         pass
