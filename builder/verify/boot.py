@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,9 +56,22 @@ def _tail(text: str, count: int = 15) -> list[str]:
     return [l for l in text.splitlines() if l.strip()][-count:]
 
 
-def diagnose_missing_report(serial: str, seconds: float, exited: bool, qemu: Sequence[str] = ()) -> Check:
-    """Say why no report came: QEMU refused to start, firmware/GRUB, kernel panic, self-test silent, or a
-    hang. qemu: the last lines QEMU wrote to stderr."""
+def qemu_ended(exit_code: int) -> str:
+    """How QEMU ended, from its exit status: a signal (a crash, the OOM killer) is not a guest's power-off."""
+    if exit_code < 0:
+        try:
+            return f"QEMU was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"QEMU was killed by signal {-exit_code}"
+    return "QEMU exited (the guest powered off or reset)" if exit_code == 0 else f"QEMU exited with code {exit_code}"
+
+
+def diagnose_missing_report(serial: str, seconds: float, exit_code: Optional[int],
+                            qemu: Sequence[str] = ()) -> Check:
+    """Say why no report came: QEMU refused to start, firmware/GRUB, kernel panic, self-test silent, QEMU
+    ended early, or a hang. exit_code: QEMU's when it ended by itself (None: it still ran). qemu: the last lines
+    QEMU wrote to stderr."""
+    exited = exit_code is not None
     if exited and qemu and not serial.strip():
         return Check("boot report", False, f"QEMU exited before the guest ran: {qemu[-1]}", list(qemu))
     if "Linux version" not in serial:
@@ -68,7 +82,8 @@ def diagnose_missing_report(serial: str, seconds: float, exited: bool, qemu: Seq
     selftest = [l for l in serial.splitlines() if "pmem-selftest" in l or "self-test" in l]
     if "login:" in serial:
         return Check("boot report", False, "the system booted but the self-test wrote no report", selftest or _tail(serial))
-    how = f"QEMU exited{': ' + qemu[-1] if qemu else ''}" if exited else f"no report after {seconds:.0f}s: the boot hangs"
+    how = (f"{qemu_ended(exit_code)} after {seconds:.0f}s{': ' + qemu[-1] if qemu else ''}" if exit_code is not None
+           else f"no report after {seconds:.0f}s: the boot hangs")
     return Check("boot report", False, how, _tail(serial) + list(qemu))
 
 
@@ -96,9 +111,9 @@ def _await_report(process, serial_log: Path, report_log: Path, started: float, t
 
 
 def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, qemu_log: Path, timeout: float,
-                          runner: Runner) -> tuple[Optional[dict], float, bool]:
+                          runner: Runner) -> tuple[Optional[dict], float, Optional[int]]:
     """Boot 1 of --power-cycle: the guest reports, seeds its pmem mounts and powers off; QEMU exits. Its logs
-    are kept as *-boot1.log. Returns (report, seconds, whether QEMU exited by itself)."""
+    are kept as *-boot1.log. Returns (report, seconds, QEMU's exit code if it ended by itself, else None)."""
     started = time.monotonic()
     process = runner.spawn(argv, stderr_log=qemu_log)
     try:
@@ -106,7 +121,7 @@ def _first_of_power_cycle(argv: list[str], serial_log: Path, report_log: Path, q
         deadline = time.monotonic() + POWEROFF_GRACE
         while process is not None and report is not None and process.poll() is None and time.monotonic() < deadline:
             time.sleep(1)
-        exited = process is not None and process.poll() is not None
+        exited = process.poll() if process is not None else None
     finally:
         if process is not None:
             stop(process)
@@ -169,14 +184,16 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     request = BootRequest(plan, overlay, accel, "proof", serial_log, report_log, bus, state, vars_file,
                           tuple(direct) if direct else None, warm_reboot, power_cycle, ssh_key=public if user else None,
                           seed=seed)
-    first, first_seconds, exited_by_itself = None, 0.0, False
+    first: Optional[dict] = None
+    first_seconds, first_exit = 0.0, None     # first_exit: the first QEMU's exit code when it ended by itself
     if power_cycle:
         runner.say("power-cycle: first boot (report, seed the pmem mounts, power off)")
-        first, first_seconds, exited_by_itself = _first_of_power_cycle(
+        first, first_seconds, first_exit = _first_of_power_cycle(
             qemu_argv(replace(request, ssh_key=None)), serial_log, report_log, qemu_log, timeout, runner)
-        runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'} and "
-                   f"{'powered off' if exited_by_itself else 'was stopped'} after {first_seconds:.0f}s; "
-                   "booting the same disk in a new QEMU process")
+        ended = qemu_ended(first_exit) if first_exit is not None else "QEMU was stopped"
+        runner.say(f"power-cycle: first boot {'reported' if first else 'gave no report'}; {ended} after "
+                   f"{first_seconds:.0f}s; " + ("booting the same disk in a new QEMU process" if first else
+                                                "no second boot"))
 
     def argv_for(port: int) -> list[str]:
         return qemu_argv(replace(request, ssh_port=port if user else None))
@@ -184,12 +201,12 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
     process, port = (spawn_guest(runner, argv_for, bool(user), qemu_log) if first is not None or not power_cycle
                      else (None, 0))
     report, login, cloud = None, None, []
-    boot_seconds = 0.0
+    boot_seconds, exit_code = 0.0, None      # exit_code: QEMU's when it ended by itself
     try:
         report = _await_report(process, serial_log, report_log, started, timeout)
         boot_seconds = time.monotonic() - started
         # Whether QEMU ended by itself, read before stop() below reaps it (after that it always has).
-        exited_by_itself = process is not None and process.poll() is not None
+        exit_code = process.poll() if process is not None else None
         if report is not None and process is not None and user and key is not None:
             runner.say(f"report received after {boot_seconds:.0f}s; logging in as {user} over SSH")
             login = login_check(plan, user, port, key, runner)
@@ -212,6 +229,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
             overlay.unlink(missing_ok=True)
     if power_cycle and first is None:    # nothing for a second boot to compare with: say why the first failed
         boot_seconds, serial_log, qemu_log = first_seconds, work / "serial-boot1.log", work / "qemu-boot1.log"
+        exit_code = first_exit
     serial = _read(serial_log)
     release = _built_kernel_release(directory, plan)
     checks = judge(plan, first if power_cycle else report, release, warm_reboot)
@@ -225,7 +243,7 @@ def _verify(plan: Plan, directory: Path, runner: Runner, accel: str, timeout: fl
         checks.append(login or Check(f"ssh login as {user}", False, "QEMU exited before the login"))
         checks += cloud
     if report is None:
-        checks[0] = diagnose_missing_report(serial, boot_seconds, exited_by_itself, qemu_said(qemu_log))
+        checks[0] = diagnose_missing_report(serial, boot_seconds, exit_code, qemu_said(qemu_log))
     else:
         failed = [c for c in checks if not c.passed]
         for check in failed:

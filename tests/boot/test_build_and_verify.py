@@ -278,6 +278,25 @@ def test_a_guest_that_really_hangs_is_reported_as_hanging(monkeypatch):
     assert "Linux version" in (OUT / "default" / "verify" / "serial.log").read_text(errors="replace")
 
 
+def test_a_power_cycle_whose_first_qemu_exits_says_qemu_exited_and_why(monkeypatch):
+    """--power-cycle, and the first boot's QEMU refuses to start (a device it does not know): no second boot is
+    made, and the row says QEMU exited and what it said, not that a boot hangs (CI on dd6714f said "hangs")."""
+    from builder.plan.model import Plan
+    from builder.runner import Runner
+    from builder.verify import boot
+
+    def refused(request):
+        return ["qemu-system-x86_64", "-machine", "none", "-display", "none", "-nodefaults",
+                "-device", "no-such-device", "-serial", f"file:{request.console}"]
+
+    monkeypatch.setattr(boot, "qemu_argv", refused)
+    plan = Plan.model_validate_json((OUT / "default" / "plan.json").read_text())
+    result = boot.verify(plan, OUT / "default", Runner(), accel="tcg", power_cycle=True, timeout=60)
+    assert not result.passed and len(result.checks) == 1, result.checks
+    assert result.checks[0].detail.startswith("QEMU exited before the guest ran:"), result.checks[0]
+    assert "no-such-device" in result.checks[0].detail
+
+
 def test_a_vm_without_the_planned_memory_says_why_pmem_is_missing(tmp_path):
     """The default image (1G of pmem at 4G, built for 4G of RAM) started with -m 2G: the layout guard says
     in one console line that /dev/pmem0 cannot exist here, and on what machine it would."""

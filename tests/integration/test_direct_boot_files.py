@@ -9,7 +9,7 @@ import pytest
 from builder.build.contents import ESP_TYPE
 from builder.profile.errors import PmemImageError
 from builder.runner import Runner
-from builder.verify.direct_boot import direct_boot_arguments
+from builder.verify.direct_boot import DIRECT_BOOT_HINTS, direct_boot_arguments
 
 pytestmark = pytest.mark.integration
 MIB = 1024 * 1024
@@ -52,8 +52,9 @@ def test_the_entrys_kernel_and_initrds_come_out_of_the_esp(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     argv = direct_boot_arguments(disk, work, Runner())
-    assert argv == ["-kernel", str(work / "vmlinuz"), "-append", "root=PARTUUID=abc rw memmap=1G!4G",
-                    "-initrd", str(work / "initrd")]
+    # GRUB's command line as it is, then what a direct boot adds (and nothing else)
+    assert argv == ["-kernel", str(work / "vmlinuz"), "-append",
+                    " ".join(["root=PARTUUID=abc rw memmap=1G!4G", *DIRECT_BOOT_HINTS]), "-initrd", str(work / "initrd")]
     assert (work / "vmlinuz").read_bytes() == b"KERNEL"
     assert (work / "initrd").read_bytes() == b"12345\0\0\0MODULES\0"
 

@@ -53,7 +53,7 @@ def test_any_other_early_exit_is_the_boots_result_and_verify_says_what_qemu_said
                                               lambda port: qemu(port) + ["-device", "no-such-device"], True, log)
     assert process is not None and process.wait(timeout=20) != 0 and port
     assert log.read_text().count("qemu-system-x86_64") == 1     # started once: not a port problem
-    check = diagnose_missing_report("", 1.0, exited=True, qemu=guest_process.qemu_said(log))
+    check = diagnose_missing_report("", 1.0, exit_code=1, qemu=guest_process.qemu_said(log))
     assert check.detail.startswith("QEMU exited before the guest ran:") and "no-such-device" in check.detail
 
 

@@ -153,8 +153,23 @@ def test_extract_report_survives_noise_and_takes_the_last():
     ("Linux version 6.1\nProbing EDD", "no report after 600s: the boot hangs"),
 ])
 def test_missing_report_is_diagnosed(serial, says):
-    check = diagnose_missing_report(serial, 600, exited=False)
+    check = diagnose_missing_report(serial, 600, exit_code=None)
     assert says in check.detail and check.evidence
+
+
+@pytest.mark.parametrize("exit_code, says", [
+    (-11, "QEMU was killed by SIGSEGV after 6s"),
+    (-9, "QEMU was killed by SIGKILL after 6s"),
+    (0, "QEMU exited (the guest powered off or reset) after 6s"),
+    (1, "QEMU exited with code 1 after 6s"),
+])
+def test_a_qemu_that_ended_mid_boot_is_not_called_a_hang(exit_code, says):
+    """The kernel had started and QEMU ended by itself: how it ended (a signal is a crash or the OOM killer,
+    not the guest), never "the boot hangs"."""
+    serial = "Linux version 6.1\n[    1.57] acpi PNP0A08:00: _OSC"
+    check = diagnose_missing_report(serial, 6, exit_code)
+    assert check.detail == says, check.detail
+    assert serial.splitlines()[-1] in check.evidence
 
 
 def test_table_shows_evidence_for_failures(plan):
