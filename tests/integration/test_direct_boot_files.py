@@ -64,3 +64,27 @@ def test_a_disk_without_a_boot_entry_is_a_clear_error(tmp_path):
     with pytest.raises(PmemImageError) as error:
         direct_boot_arguments(disk, tmp_path, Runner())
     assert "no grub.cfg" in error.value.message and "without --fast" in error.value.hint
+
+
+def test_zstd_initrds_are_handed_over_decompressed_and_what_zstd_cannot_read_as_it_is(tmp_path):
+    """The initrds as the kernel has them once it has decompressed them (two zstd cpio archives, as mkosi
+    writes them, joined 4-byte aligned); a part that only looks like zstd (its magic, then garbage) and a
+    part that is no zstd at all are passed on byte for byte, for the kernel to judge."""
+    def zstd(data: bytes) -> bytes:
+        return subprocess.run(["zstd", "-q", "-c", "-19"], input=data, capture_output=True, check=True).stdout
+    main, modules = b"070701" + b"M" * 1001, b"070701" + b"K" * 2000        # plain cpio stand-ins
+    bogus = b"\x28\xb5\x2f\xfd" + b"not a zstd frame"
+    disk = disk_with_esp(tmp_path, {"/grub/grub.cfg": GRUB.replace("/x/initrd /x/modules.initrd",
+                                                                   "/x/initrd /x/modules.initrd /x/bogus /x/plain")
+                                    .encode(),
+                                    "/x/vmlinuz": b"KERNEL", "/x/initrd": zstd(main),
+                                    "/x/modules.initrd": zstd(modules), "/x/bogus": bogus, "/x/plain": b"PLAIN"})
+    work = tmp_path / "work"
+    work.mkdir()
+    direct_boot_arguments(disk, work, Runner())
+    joined = b""
+    for part in (main, modules, bogus, b"PLAIN"):
+        joined += part
+        joined += bytes(-len(joined) % 4)
+    assert (work / "initrd").read_bytes() == joined
+    assert sorted(p.name for p in work.iterdir()) == ["initrd", "vmlinuz"]        # no part left behind
