@@ -11,6 +11,7 @@ from typing import Callable
 
 import jinja2
 
+from ..knowledge.initrd import initrd_module_patterns
 from ..native import FLUSH_TEST_CFLAGS, PMDK_CHECK_LIBS, flush_test_source, pmdk_check_source
 from ..plan.backends import backend_for
 from ..plan.backends.cxl import devices as cxl_devices
@@ -180,6 +181,8 @@ def render(plan: Plan) -> dict[str, RenderedFile]:
                "cxl_devices": cxl_devices(plan) if plan.cxl else [],
                "proof_store_size": backend_for(plan.pmem_backend).proof_store_size,
                "cmdline": plan.kernel_cmdline,
+               "initrd_module_patterns": initrd_module_patterns(plan.initrd_modules, plan.root_filesystem,
+                                                                ["nd_pmem", "nd_e820"], plan.module_suffix),
                "mirror": plan.mirror, "release": plan.release, "cflags": FLUSH_TEST_CFLAGS,
                "pmdk_libs": PMDK_CHECK_LIBS, "pins": {p.name: f"={p.version}" for p in plan.locked_packages}}
     files = {}
