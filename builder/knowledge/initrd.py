@@ -33,7 +33,6 @@ def initrd_module_patterns(disk_modules: list[str], root_filesystem: str, pmem_m
                            suffix: str) -> list[str]:
     """mkosi's KernelModulesInitrdInclude= regular expressions (searched in each module's path): the
     directories, then each module by file name (suffix: .ko, .ko.xz or .ko.zst)."""
-    names = [*disk_modules, root_filesystem, *INITRD_MODULES, *pmem_modules]
-    unique = [name for index, name in enumerate(names) if name not in names[:index]]
+    names = dict.fromkeys([*disk_modules, root_filesystem, *INITRD_MODULES, *pmem_modules])   # once each, in order
     escaped = suffix.replace(".", "\\.")
-    return [*INITRD_MODULE_DIRS, *(f"/{name}{escaped}$" for name in unique)]
+    return [*INITRD_MODULE_DIRS, *(f"/{name}{escaped}$" for name in names)]

@@ -71,8 +71,7 @@ def diagnose_missing_report(serial: str, seconds: float, exit_code: Optional[int
     """Say why no report came: QEMU refused to start, firmware/GRUB, kernel panic, self-test silent, QEMU
     ended early, or a hang. exit_code: QEMU's when it ended by itself (None: it still ran). qemu: the last lines
     QEMU wrote to stderr."""
-    exited = exit_code is not None
-    if exited and qemu and not serial.strip():
+    if exit_code is not None and qemu and not serial.strip():
         return Check("boot report", False, f"QEMU exited before the guest ran: {qemu[-1]}", list(qemu))
     if "Linux version" not in serial:
         return Check("boot report", False, "the kernel never started (firmware or GRUB problem)", _tail(serial))

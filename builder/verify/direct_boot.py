@@ -80,16 +80,15 @@ def _copy_out(esp: str, path: str, destination: Path, runner: Runner) -> bytes:
 # root is never found and the proof fails as it would have. A published image's command line is GRUB's.
 DIRECT_BOOT_HINTS = ("rd.modules_load=virtio_blk",)
 
-
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def decompressed(part: Path, runner: Runner) -> bytes:
+def decompressed(part: Path, blob: bytes, runner: Runner) -> bytes:
     """An initrd as the kernel has it once it has decompressed it: a zstd cpio decompressed here, where it takes
     a fraction of a second, instead of by the guest's emulated CPU (under TCG 2.7-3.6 s for default's 40 MB;
     the kernel unpacks a plain cpio as it does the decompressed stream). What zstd cannot read, or anything
-    that is not zstd, is passed on as it is, so the kernel judges those bytes as it would have."""
-    blob = part.read_bytes()
+    that is not zstd, is passed on as it is, so the kernel judges those bytes as it would have. blob: the
+    bytes of the file `part`, as _copy_out read them."""
     if not blob.startswith(ZSTD_MAGIC) or shutil.which("zstd") is None:
         return blob
     plain = part.with_name(part.name + ".cpio")
@@ -108,8 +107,8 @@ def direct_boot_arguments(image: Path, work: Path, runner: Runner) -> list[str]:
     _copy_out(esp, entry.kernel, kernel, runner)
     initrd = bytearray()
     for path in entry.initrds:
-        _copy_out(esp, path, work / "initrd.part", runner)
-        initrd += decompressed(work / "initrd.part", runner)
+        part = work / "initrd.part"
+        initrd += decompressed(part, _copy_out(esp, path, part, runner), runner)
         initrd += bytes(-len(initrd) % 4)            # GRUB's alignment between initrds
     (work / "initrd.part").unlink(missing_ok=True)
     argv = ["-kernel", str(kernel), "-append", " ".join([entry.cmdline, *DIRECT_BOOT_HINTS])]
